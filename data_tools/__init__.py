@@ -1,0 +1,1 @@
+"""Data tools: readers, quality control, shard writing and the synthetic cohort."""

@@ -1,0 +1,1 @@
+"""Clip records, shards and the Grain input pipeline."""
