@@ -175,7 +175,8 @@ def prepare_recording(rec: Recording, opts: QCOptions) -> Prepared:
     raise Excluded("wrong_joint_count", f"layout {layout.name!r} has {layout.num_joints} "
                    f"joints, positions have shape {list(rec.positions.shape)}")
   raw = np.where(np.isfinite(rec.positions), rec.positions, np.nan)
-  positions, confidence, present = layout.to_canonical(raw, rec.confidence)
+  positions, confidence, present = layout.to_canonical(raw, rec.confidence,
+                                                    rec.joint_present)
   notes = []
 
   body = np.isfinite(positions[:, present]).all(-1).any(-1)

@@ -52,6 +52,8 @@ class Recording:
     timestamps: f64[T] seconds, strictly increasing.
     meta: extra string facts recorded with every clip (sex, gait type, which body
       was followed, ...).
+    joint_present: bool[J], the layout joints this file carries at all (a file may
+      hold fewer joints than its sensor tracks); None = every layout joint.
   """
   source: str
   participant_id: str
@@ -62,6 +64,7 @@ class Recording:
   confidence: np.ndarray
   timestamps: np.ndarray
   meta: dict[str, str] = dataclasses.field(default_factory=dict)
+  joint_present: np.ndarray | None = None
 
   @property
   def num_frames(self) -> int:

@@ -144,13 +144,16 @@ class Layout:
     present[[JOINT_INDEX[c] for c in self.canonical if c is not None]] = True
     return present
 
-  def to_canonical(self, positions: np.ndarray, confidence: np.ndarray
+  def to_canonical(self, positions: np.ndarray, confidence: np.ndarray,
+                   source_present: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Maps source arrays onto the canonical skeleton and frame.
 
     Args:
       positions: f32[T, J_src, 3] metres in the source camera frame; NaN = missing.
       confidence: f32[T, J_src] in [0, 1].
+      source_present: bool[J_src], the layout joints the file actually has (a file
+        may carry fewer joints than its sensor tracks); None = all of them.
 
     Returns:
       positions f32[T, 32, 3] metres in the canonical frame (NaN for missing
@@ -160,13 +163,16 @@ class Layout:
       raise ValueError(f"layout {self.name!r} expects positions [T, {self.num_joints}, 3]"
                        f", got {list(positions.shape)}")
     t = positions.shape[0]
-    src = [i for i, c in enumerate(self.canonical) if c is not None]
+    src = [i for i, c in enumerate(self.canonical)
+           if c is not None and (source_present is None or source_present[i])]
     dst = [JOINT_INDEX[self.canonical[i]] for i in src]
     out_pos = np.full((t, NUM_JOINTS, 3), np.nan, np.float32)
     out_conf = np.zeros((t, NUM_JOINTS), np.float32)
     out_pos[:, dst] = positions[:, src].astype(np.float32) @ self.rotation.T
     out_conf[:, dst] = confidence[:, src]
-    return out_pos, out_conf, self.canonical_present()
+    present = np.zeros(NUM_JOINTS, bool)
+    present[dst] = True
+    return out_pos, out_conf, present
 
 
 AZURE_KINECT = Layout(

@@ -23,14 +23,15 @@ class ReadOptions:
       format's own default or what the file declares.
     fps: frame rate for files without timestamps or fps.
     participant_id, task, session: identity for files that do not carry it.
-    units: "m", "cm" or "mm" for formats whose units are not fixed (csv).
+    units: "m", "cm" or "mm" for formats whose units are not fixed (csv); None =
+      what the file says, else metres.
   """
   layout: str | None = None
   fps: float | None = None
   participant_id: str | None = None
   task: str | None = None
   session: str | None = None
-  units: str = "m"
+  units: str | None = None
 
 
 Reader = Callable[[str, ReadOptions], Recording]

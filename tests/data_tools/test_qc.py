@@ -147,3 +147,15 @@ def test_exclusion_reasons():
 
   e = reason(fakes.recording(20))
   assert e.reason == "too_short" and "30" in e.detail
+
+
+def test_joints_the_file_lacks_are_missing_not_excluded():
+  rec = fakes.recording(60)
+  rec.positions[:, [J["CLAVICLE_LEFT"], J["NOSE"]]] = np.nan
+  with pytest.raises(Excluded, match="never tracked: CLAVICLE_LEFT, NOSE"):
+    qc.prepare_recording(rec, OPTS)
+  rec.joint_present = np.ones(32, bool)
+  rec.joint_present[[J["CLAVICLE_LEFT"], J["NOSE"]]] = False
+  clip = qc.prepare_recording(rec, OPTS).clips[0]
+  assert list(np.flatnonzero(~clip.present)) == [J["CLAVICLE_LEFT"], J["NOSE"]]
+  assert (clip.positions[:, J["NOSE"]] == 0).all()
