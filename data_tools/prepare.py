@@ -32,6 +32,7 @@ import pandas as pd
 from data_tools import qc
 from data_tools.readers import FORMATS, ReadOptions, get_reader, mkv
 from data_tools.recording import Excluded
+from gait_jax import skeleton
 from gait_jax.data import records, shards
 
 PREPARE_VERSION = 1
@@ -61,11 +62,22 @@ def find_inputs(patterns: Sequence[str], fmt: str) -> list[str]:
   return sorted(found)
 
 
+def _code_digest() -> str:
+  """The source of every module that shapes the output, so a code change rebuilds."""
+  h = hashlib.sha256()
+  for module in (qc, records, skeleton, sys.modules[__name__],
+                 sys.modules[get_reader.__module__]):
+    h.update(pathlib.Path(module.__file__).read_bytes())
+  for path in sorted(pathlib.Path(qc.__file__).parent.joinpath("readers").glob("*.py")):
+    h.update(path.read_bytes())
+  return h.hexdigest()
+
+
 def fingerprint(files: Sequence[str], fmt: str, read_opts: ReadOptions,
                 qc_opts: qc.QCOptions, clips_per_shard: int) -> str:
-  """Identifies a preparation: inputs (path, size, mtime) and every option."""
+  """Identifies a preparation: inputs (path, size, mtime), options and code."""
   h = hashlib.sha256()
-  h.update(json.dumps({
+  h.update(json.dumps({"code": _code_digest(),
       "version": PREPARE_VERSION, "record_version": records.VERSION, "format": fmt,
       "read": dataclasses.asdict(read_opts), "qc": dataclasses.asdict(qc_opts),
       "clips_per_shard": clips_per_shard}, sort_keys=True).encode())
@@ -211,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--source-fps", type=float, default=None,
                  help="frame rate of files that carry neither timestamps nor fps")
   p.add_argument("--max-gap-frames", type=int, default=10)
+  p.add_argument("--required-joints", default="default26",
+                 help="joint set (default26, all32) or comma-separated joint names that "
+                      "must be observed in every clip frame")
   p.add_argument("--participant", help="participant id for files that lack one")
   p.add_argument("--task", help="task for files that lack one")
   p.add_argument("--session", help="session for files that lack one")
@@ -225,7 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                           session=args.session, units=args.units)
   try:
     qc_opts = qc.QCOptions(fps=args.fps, clip_frames=args.clip_frames,
-                           clip_stride=args.clip_stride, max_gap_frames=args.max_gap_frames)
+                           clip_stride=args.clip_stride, max_gap_frames=args.max_gap_frames,
+                           required_joints=(args.required_joints if "," not in args.required_joints
+                                            else tuple(args.required_joints.split(","))))
     report, manifest = prepare(args.input, args.format, args.out, read_opts, qc_opts,
                                workers=args.workers, clips_per_shard=args.clips_per_shard,
                                force=args.force)

@@ -10,8 +10,11 @@ Order of operations (each step says why it sits where it does):
      neighbours are further apart than the gap limit stays missing;
   5. 3-frame median filter against single-frame tracker spikes;
   6. reject implausible bone lengths (wrong units, a broken track);
-  7. cut fixed-length windows from the runs of frames where every present joint is
-     finite. Too few frames, or only long-gapped ones, exclude the recording.
+  7. cut fixed-length windows from the runs of frames where every required joint
+     (default: the model's 26-joint set) is finite. Too few frames, or only
+     long-gapped ones, exclude the recording. A long gap in a joint outside the
+     required set (hands, face) stays NaN in the clip, marking it unobserved, so
+     that unreliable joints the model does not use cannot cost whole recordings.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class QCOptions:
     median_frames: median filter length in frames (odd; 1 disables it).
     max_unstable_fraction: largest fraction of frames in which a bone may deviate by
       more than half its median length before the track counts as broken.
+    required_joints: a joint-set name or joint names that must be finite in every
+      frame of a clip.
   """
   fps: float = 30.0
   clip_frames: int = 900
@@ -42,6 +47,7 @@ class QCOptions:
   max_gap_frames: int = 10
   median_frames: int = 3
   max_unstable_fraction: float = 0.25
+  required_joints: str | tuple[str, ...] = skeleton.DEFAULT_JOINT_SET
 
   def __post_init__(self):
     if self.clip_frames < 1 or (self.clip_stride is not None and self.clip_stride < 1):
@@ -50,6 +56,7 @@ class QCOptions:
       raise ValueError("median_frames must be 1 or 3")
     if self.fps <= 0 or self.max_gap_frames < 0:
       raise ValueError("fps must be positive and max_gap_frames non-negative")
+    skeleton.joint_indices(self.required_joints)  # raises for unknown names
 
 
 @dataclasses.dataclass
@@ -99,13 +106,15 @@ def fill_gaps(times: np.ndarray, positions: np.ndarray, confidence: np.ndarray,
 
 def resample(times: np.ndarray, positions: np.ndarray, confidence: np.ndarray,
              fps: float, max_gap_s: float) -> tuple[np.ndarray, np.ndarray]:
-  """Linear resampling onto the uniform grid t0, t0 + 1/fps, ... ≤ t_end.
+  """Linear resampling onto the uniform grid t0, t0 + 1/fps, ... ≈ t_end.
 
   Grid points between two source samples further apart than `max_gap_s` (dropped
   frames) come out NaN. NaN in a neighbouring source sample propagates.
   Returns positions f32[T', J, 3] and confidence f32[T', J].
   """
-  grid = times[0] + np.arange(int(np.floor((times[-1] - times[0]) * fps + 1e-6)) + 1) / fps
+  # Rounding, not flooring, the frame count: timestamp jitter must not cost the last
+  # frame; a final grid point up to half a frame past the end holds the last sample.
+  grid = times[0] + np.arange(int(np.round((times[-1] - times[0]) * fps)) + 1) / fps
   left = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(times) - 2)
   right = left + 1
   span = times[right] - times[left]
@@ -185,10 +194,16 @@ def prepare_recording(rec: Recording, opts: QCOptions) -> Prepared:
   first, last = np.flatnonzero(body)[[0, -1]]
   times = rec.timestamps[first:last + 1]
   positions, confidence = positions[first:last + 1], confidence[first:last + 1]
-  never = [skeleton.JOINTS[j] for j in np.flatnonzero(present)
-           if np.isnan(positions[:, j]).all()]
-  if never:
-    raise Excluded("non_finite", f"joints never tracked: {', '.join(never)}")
+  required = np.zeros(skeleton.NUM_JOINTS, bool)
+  required[skeleton.joint_indices(opts.required_joints)] = True
+  never = np.isnan(positions).all((0, 2)) & present
+  if (never & required).any():
+    names = [skeleton.JOINTS[j] for j in np.flatnonzero(never & required)]
+    raise Excluded("non_finite", f"joints never tracked: {', '.join(names)}")
+  if never.any():
+    present = present & ~never
+    notes.append("never tracked, marked missing: "
+                 + ", ".join(skeleton.JOINTS[j] for j in np.flatnonzero(never)))
 
   max_gap_s = (opts.max_gap_frames + 1) / opts.fps + 1e-6
   filled = fill_gaps(times, positions, confidence, max_gap_s)
@@ -202,8 +217,8 @@ def prepare_recording(rec: Recording, opts: QCOptions) -> Prepared:
   if opts.median_frames == 3:
     positions = median3(positions)
 
-  valid = np.isfinite(positions[:, present]).all((-1, -2))
-  check_bones(positions, present, valid, opts.max_unstable_fraction)
+  valid = np.isfinite(positions[:, present & required]).all((-1, -2))
+  check_bones(positions, present & required, valid, opts.max_unstable_fraction)
 
   stride = opts.clip_stride or opts.clip_frames
   clips, covered = [], np.zeros(len(positions), bool)
@@ -212,7 +227,8 @@ def prepare_recording(rec: Recording, opts: QCOptions) -> Prepared:
     for s in range(start, stop - opts.clip_frames + 1, stride):
       sl = slice(s, s + opts.clip_frames)
       clip_pos = np.where(present[:, None], positions[sl], 0.0).astype(np.float32)
-      clip_conf = np.where(present, np.clip(confidence[sl], 0, 1), 0.0).astype(np.float32)
+      observed = present & np.isfinite(clip_pos).all(-1)
+      clip_conf = np.where(observed, np.clip(confidence[sl], 0, 1), 0.0).astype(np.float32)
       clips.append(Clip(
           positions=clip_pos, confidence=clip_conf, present=present.copy(),
           participant_id=rec.participant_id, task=rec.task, session=rec.session,
@@ -229,5 +245,9 @@ def prepare_recording(rec: Recording, opts: QCOptions) -> Prepared:
                    f"(most in {worst})")
   if not valid.all():
     notes.append(f"{int((~valid).sum())} frames in unfillable gaps skipped")
+  unobserved = covered[:, None] & present & np.isnan(positions).any(-1)
+  if unobserved.any():
+    notes.append(f"{int(unobserved.sum())} joint-frames outside the required joints "
+                 "left unobserved")
   return Prepared(clips=clips, frames_in=frames_in, frames_out=int(covered.sum()),
                   notes=notes)

@@ -8,7 +8,9 @@ The header holds the clip's identity (participant, task, session, source file,
 start frame, fps, free-form string metadata) and, under "arrays", the name, dtype
 (little-endian numpy string) and shape of each array, stored back to back:
 
-  positions  f32[T, 32, 3]  metres, canonical skeleton and frame
+  positions  f32[T, 32, 3]  metres, canonical skeleton and frame; 0 for joints not
+                            present, NaN where a present joint outside QC's
+                            required set was not observed (an unfillable gap)
   confidence f32[T, 32]     in [0, 1]; 0 where a joint is missing or interpolated
   present    u8[32]         1 where the source layout provides the joint
 """

@@ -9,6 +9,7 @@ Working example (between steps), T frames, J joints:
   positions  f32[T, J, 3]  metres, canonical frame (+x right, +y down, +z away)
   confidence f32[T, J]     in [0, 1]
   present    bool[J]       joint provided by the source layout
+  observed   bool[T, J]    present and observed in that frame (see decode_example)
   root       f32[T, 3]     pelvis trajectory, taken from the full 32-joint skeleton
                            before joint selection, so centring and rotation work
                            for joint sets without the pelvis
@@ -17,7 +18,7 @@ Working example (between steps), T frames, J joints:
   valid      bool          False for the padding of the last evaluation batch
 
 Packed example (what the model gets):
-  skeleton      f32[T', J', 4]  (x, y, z, confidence); 0 for missing joints
+  skeleton      f32[T', J', 4]  (x, y, z, confidence); 0 where not observed
   joint_present f32[J']         1 / 0
   clip_id       i32[]
   valid         bool[]
@@ -52,17 +53,19 @@ _VERTICAL = 1  # y
 def decode_example(record: bytes, clip_id: int, valid: bool = True) -> Example:
   """Record bytes → working example on all 32 joints (writable copies).
 
-  Coordinates of missing joints (and any non-finite value) become 0 and their
-  confidence 0, whatever the record holds.
+  `observed` bool[T, 32] is False for missing joints and for joint-frames the
+  record holds as NaN (unfillable gaps outside QC's required joints); their
+  coordinates and confidence are 0 and stay 0 through every transform.
   """
   arrays = records.decode_arrays(record)
   present = arrays["present"].astype(bool)
   positions = np.asarray(arrays["positions"], np.float32)
-  ok = present[None, :, None] & np.isfinite(positions)
-  positions = np.where(ok, positions, np.float32(0))
-  confidence = np.clip(arrays["confidence"], 0, 1) * present
+  observed = present[None, :] & np.isfinite(positions).all(-1)
+  positions = np.where(observed[..., None], positions, np.float32(0))
+  confidence = np.clip(arrays["confidence"], 0, 1) * observed
   return {"positions": positions, "confidence": confidence.astype(np.float32),
-          "present": present, "clip_id": int(clip_id), "valid": bool(valid)}
+          "present": present, "observed": observed, "clip_id": int(clip_id),
+          "valid": bool(valid)}
 
 
 def root_trajectory(positions: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -100,6 +103,7 @@ def select_joints(ex: Example, indices: np.ndarray) -> Example:
   size = body_size(ex["positions"], ex["present"])
   return {**ex, "positions": ex["positions"][:, indices],
           "confidence": ex["confidence"][:, indices], "present": ex["present"][indices],
+          "observed": ex["observed"][:, indices],
           "root": root, "body_size": size}
 
 
@@ -117,7 +121,7 @@ def crop(ex: Example, frames: int, rng: np.random.Generator | None = None) -> Ex
   start = int(rng.integers(0, t - frames + 1)) if rng is not None else (t - frames) // 2
   sl = slice(start, start + frames)
   return {**ex, "positions": ex["positions"][sl], "confidence": ex["confidence"][sl],
-          "root": ex["root"][sl]}
+          "observed": ex["observed"][sl], "root": ex["root"][sl]}
 
 
 def center(ex: Example, mode: str) -> Example:
@@ -172,8 +176,9 @@ def normalise_scale(ex: Example, mode: str) -> Example:
 def pack(ex: Example) -> Example:
   """Working example → model example (see module docstring); zeroes missing joints."""
   mask = ex["present"].astype(np.float32)
-  xyz = ex["positions"] * mask[None, :, None]
-  conf = ex["confidence"] * mask[None, :]
+  observed = ex["observed"].astype(np.float32)
+  xyz = ex["positions"] * observed[..., None]
+  conf = ex["confidence"] * observed
   return {"skeleton": np.concatenate([xyz, conf[..., None]], -1).astype(np.float32),
           "joint_present": mask, "clip_id": np.int32(ex["clip_id"]),
           "valid": np.bool_(ex["valid"])}

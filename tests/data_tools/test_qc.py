@@ -159,3 +159,20 @@ def test_joints_the_file_lacks_are_missing_not_excluded():
   clip = qc.prepare_recording(rec, OPTS).clips[0]
   assert list(np.flatnonzero(~clip.present)) == [J["CLAVICLE_LEFT"], J["NOSE"]]
   assert (clip.positions[:, J["NOSE"]] == 0).all()
+
+
+def test_long_gap_outside_required_joints_stays_unobserved():
+  rec = fakes.recording(60)
+  rec.positions[5:40, J["HANDTIP_LEFT"]] = np.nan  # hands are not in default26
+  clip = qc.prepare_recording(rec, OPTS).clips[0]
+  tip = clip.positions[:, J["HANDTIP_LEFT"]]
+  assert np.isnan(tip[5:30]).all() and np.isfinite(tip[:5]).all()
+  assert (clip.confidence[5:30, J["HANDTIP_LEFT"]] == 0).all() and clip.present.all()
+  # The same gap in a required joint costs the frames.
+  with pytest.raises(Excluded, match="non_finite"):
+    qc.prepare_recording(rec, dataclasses.replace(OPTS, required_joints="all32"))
+  # A non-required joint never tracked is marked missing rather than excluded.
+  rec.positions[:, J["THUMB_RIGHT"]] = np.nan
+  out = qc.prepare_recording(rec, OPTS)
+  assert not out.clips[0].present[J["THUMB_RIGHT"]]
+  assert any("THUMB_RIGHT" in n for n in out.notes)

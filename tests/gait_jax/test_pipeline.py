@@ -177,6 +177,21 @@ def test_centring_modes_without_pelvis_in_joint_set():
   np.testing.assert_allclose(none["skeleton"][:, 0, :3], pelvis)
 
 
+def test_unobserved_joint_frames_stay_zero_through_transforms():
+  clip = _clip(0, "P0", "walk")
+  hand = skeleton.JOINT_INDEX["HAND_LEFT"]
+  clip.positions[10:20, hand] = np.nan  # an unfillable gap outside QC's required set
+  ex = tr.decode_example(records.encode(clip), clip_id=0)
+  assert not ex["observed"][10:20, hand].any() and ex["observed"][:10, hand].all()
+  opts = tr.TransformOptions(joints=tuple(skeleton.joint_indices("all32")), center="frame",
+                             rotate_deg=90.0, scale_jitter=0.1)
+  out = tr.transform_example(ex, opts, rng=np.random.default_rng(0))
+  assert (out["skeleton"][10:20, hand] == 0).all()
+  assert np.isfinite(out["skeleton"]).all()
+  assert (np.abs(out["skeleton"][:10, hand, :3]) > 0).any()
+  assert out["joint_present"][hand] == 1
+
+
 def _bone_lengths(xyz, present):
   return np.array([np.linalg.norm(xyz[:, j] - xyz[:, p], axis=-1)
                    for j, p in BONES if present[j] and present[p]])
