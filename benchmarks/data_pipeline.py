@@ -123,7 +123,7 @@ def main() -> None:
     print(f"{name:<10}{wall:>9.1f}{peak / 2**30:>14.2f}{size / 2**30:>12.2f}  {rate}")
   print(f"{'total':<10}{total:>9.1f}   target < 900 s: {'met' if total < 900 else 'NOT met'}")
 
-  print(f"\nLoader (training mode: shuffle, crop, rotation, scale jitter, batch 8)")
+  print("\nLoader (training mode: shuffle, crop, rotation, scale jitter, batch 8)")
   print(f"{'workers':<9}{'crop':>6}{'clips/s':>10}")
   for workers in (0, 2):
     for crop in (clip_frames, 300):

@@ -76,3 +76,34 @@ def uniform_timestamps(num_frames: int, fps: float) -> np.ndarray:
   if not np.isfinite(fps) or fps <= 0:
     raise Excluded("bad_metadata", f"fps must be positive, got {fps}")
   return np.arange(num_frames, dtype=np.float64) / float(fps)
+
+
+def read_text(path: str) -> str:
+  """A text file's content; Excluded for unreadable, blank or non-UTF-8 files."""
+  try:
+    with open(path, "rb") as f:
+      data = f.read()
+  except OSError as e:
+    raise Excluded("unreadable", f"cannot open {path}: {e}") from None
+  if not data.strip():
+    raise Excluded("empty", f"{path} is a 0-byte or blank file")
+  try:
+    return data.decode("utf-8-sig")
+  except UnicodeDecodeError as e:
+    raise Excluded("unreadable", f"{path} is not UTF-8 text: {e}") from None
+
+
+def check_timestamps(times: np.ndarray, unit: str = "frame") -> np.ndarray:
+  """Returns f64 timestamps if finite and strictly increasing, else Excluded.
+
+  `unit` names a position in the error ("frame", "data row").
+  """
+  times = np.asarray(times, np.float64)
+  if not np.isfinite(times).all():
+    raise Excluded("bad_metadata", "timestamps contain empty, NaN or inf values")
+  steps = np.diff(times)
+  if (steps <= 0).any():
+    i = int(np.argmax(steps <= 0))
+    raise Excluded("bad_metadata", f"timestamps not strictly increasing: {unit} {i + 1} "
+                   f"at {times[i + 1]} s follows {times[i]} s")
+  return times

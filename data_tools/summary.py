@@ -31,7 +31,6 @@ def _table(df: pd.DataFrame) -> str:
 
 def shard_summary(shards_dir: str, split_seed: int = 0) -> str:
   manifest, paths = shards.open_shard_set(shards_dir)
-  meta = shards.read_metadata(shards_dir)
   report = pd.read_csv(pathlib.Path(shards_dir) / shards.QC_REPORT, keep_default_na=False)
   size = sum(pathlib.Path(p).stat().st_size for p in paths)
   ok = report["status"] == "ok"

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from data_tools.readers import ReadOptions
-from data_tools.recording import Excluded, Recording, uniform_timestamps
+from data_tools.recording import Excluded, Recording, check_timestamps, uniform_timestamps
 from gait_jax import skeleton
 
 UNIT_SCALE: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001}
@@ -163,14 +163,7 @@ def read(path: str, opts: ReadOptions) -> Recording:
   confidence[~present] = 0.0
 
   if "timestamp" in table.columns:
-    timestamps = _numeric(table, ["timestamp"])[:, 0]
-    if not np.isfinite(timestamps).all():
-      raise Excluded("bad_metadata", "timestamp column has empty or non-finite cells")
-    steps = np.diff(timestamps)
-    if (steps <= 0).any():
-      i = int(np.argmax(steps <= 0))
-      raise Excluded("bad_metadata", f"timestamps not strictly increasing: data row {i + 2}"
-                     f" at {timestamps[i + 1]} s follows {timestamps[i]} s")
+    timestamps = check_timestamps(_numeric(table, ["timestamp"])[:, 0], "data row")
   else:
     fps = _pick(opts.fps, sidecar, "fps")
     if fps is None:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from data_tools.readers import ReadOptions
-from data_tools.recording import Excluded, Recording
+from data_tools.recording import Excluded, Recording, read_text
 from gait_jax import skeleton
 
 PELVIS = skeleton.JOINT_INDEX["PELVIS"]
@@ -187,17 +187,7 @@ def _ends_early(text: str, error: json.JSONDecodeError) -> bool:
 
 
 def _load_json(path: str):
-  try:
-    with open(path, "rb") as f:
-      data = f.read()
-  except OSError as e:
-    raise Excluded("unreadable", f"cannot open {path}: {e}") from None
-  if not data.strip():
-    raise Excluded("empty", f"{path} is empty")
-  try:
-    text = data.decode("utf-8-sig")
-  except UnicodeDecodeError as e:
-    raise Excluded("unreadable", f"{path} is not UTF-8 text: {e}") from None
+  text = read_text(path)
   try:
     return json.loads(text)
   except json.JSONDecodeError as e:

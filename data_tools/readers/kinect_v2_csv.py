@@ -24,7 +24,7 @@ import re
 import numpy as np
 
 from data_tools.readers import ReadOptions
-from data_tools.recording import Excluded, Recording, uniform_timestamps
+from data_tools.recording import Excluded, Recording, read_text, uniform_timestamps
 from gait_jax import skeleton
 
 LAYOUT = skeleton.KINECT_V2
@@ -67,17 +67,7 @@ def _parse_cell(cell: str, row: int, column: int) -> float:
 
 def _read_coordinates(path: str) -> np.ndarray:
   """f64[T, 54]: the joint coordinate columns of every data row, in metres."""
-  try:
-    with open(path, "rb") as f:
-      data = f.read()
-  except OSError as e:
-    raise Excluded("unreadable", f"cannot open {path}: {e}") from None
-  if not data.strip():
-    raise Excluded("empty", f"{path} is a 0-byte or blank file")
-  try:
-    text = data.decode("utf-8-sig")
-  except UnicodeDecodeError as e:
-    raise Excluded("unreadable", f"{path} is not UTF-8 text: {e}") from None
+  text = read_text(path)
   lines = text.splitlines()
   header = lines[0].split(",")
   if len(header) < NUM_COORD_COLUMNS:

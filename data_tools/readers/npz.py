@@ -25,7 +25,7 @@ import zlib
 import numpy as np
 
 from data_tools.readers import ReadOptions
-from data_tools.recording import Excluded, Recording, uniform_timestamps
+from data_tools.recording import Excluded, Recording, check_timestamps, uniform_timestamps
 from gait_jax import skeleton
 
 _KNOWN_KEYS = frozenset({"positions", "fps", "timestamps", "confidence", "layout",
@@ -147,15 +147,7 @@ def _timestamps(arrays: dict[str, np.ndarray], num_frames: int,
     if raw.dtype.kind not in "biuf" or raw.shape != (num_frames,):
       raise Excluded("bad_metadata", f"timestamps must be numeric [{num_frames}], got "
                      f"dtype {raw.dtype} shape {list(raw.shape)}")
-    times = raw.astype(np.float64)
-    if not np.isfinite(times).all():
-      raise Excluded("bad_metadata", "timestamps contain NaN or inf")
-    steps = np.diff(times)
-    if (steps <= 0).any():
-      i = int(np.argmax(steps <= 0))
-      raise Excluded("bad_metadata", f"timestamps not strictly increasing: frame {i + 1} "
-                     f"at {times[i + 1]} s follows {times[i]} s")
-    return times
+    return check_timestamps(raw)
   if "fps" in arrays:
     raw = arrays["fps"]
     if raw.dtype.kind not in "biuf" or raw.size != 1:
