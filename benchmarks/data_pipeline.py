@@ -17,6 +17,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -43,19 +44,14 @@ def _tree_rss(pid: int) -> int:
 def run_measured(cmd: list[str]) -> tuple[float, int, str]:
   """Runs a command; returns (wall seconds, peak tree RSS bytes, last output lines)."""
   start = time.perf_counter()
-  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-  peak = 0
-  out_lines: list[str] = []
-  os.set_blocking(proc.stdout.fileno(), False)
-  while proc.poll() is None:
-    peak = max(peak, _tree_rss(proc.pid))
-    chunk = proc.stdout.read()
-    if chunk:
-      out_lines += chunk.splitlines()
-    time.sleep(0.2)
-  rest = proc.stdout.read()
-  if rest:
-    out_lines += rest.splitlines()
+  with tempfile.TemporaryFile("w+") as log:
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    peak = 0
+    while proc.poll() is None:
+      peak = max(peak, _tree_rss(proc.pid))
+      time.sleep(0.2)
+    log.seek(0)
+    out_lines = log.read().splitlines()
   wall = time.perf_counter() - start
   if proc.returncode != 0:
     sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n" + "\n".join(out_lines[-30:]))
