@@ -95,8 +95,8 @@ def pipeline_summary(shards_dir: str, batch_size: int, crop_frames: int,
            f"(batch, frames, joints, xyz+confidence), sharding "
            f"{first['skeleton'].sharding.spec}",
            f"  joints present {present.sum(1).min()}–{present.sum(1).max()} of "
-           f"{present.shape[1]}; confidence < 1 in {(conf[present[:, None, :].repeat(sk.shape[1], 1)] < 1).mean():.1%} "
-           f"of present joint-frames",
+           f"{present.shape[1]}; mean confidence of present joints "
+           f"{conf.mean(axis=(0, 1))[present[0]].mean():.2f}",
            f"  coordinates after centring on the clip's mean pelvis: x [{xyz[..., 0].min():.2f}, "
            f"{xyz[..., 0].max():.2f}] m, y [{xyz[..., 1].min():.2f}, {xyz[..., 1].max():.2f}] m, "
            f"z [{xyz[..., 2].min():.2f}, {xyz[..., 2].max():.2f}] m"]
