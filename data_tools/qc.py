@@ -239,7 +239,8 @@ def prepare_recording(rec: Recording, opts: QCOptions) -> Prepared:
     if len(positions) < opts.clip_frames:
       raise Excluded("too_short", f"{len(positions)} frames at {opts.fps:g} fps, "
                      f"a clip needs {opts.clip_frames}")
-    worst = skeleton.JOINTS[int(np.argmax(np.isnan(positions[:, :, 0]).sum(0)))]
+    gaps = np.where(present & required, np.isnan(positions[:, :, 0]).sum(0), -1)
+    worst = skeleton.JOINTS[int(np.argmax(gaps))]
     raise Excluded("non_finite", f"longest run of complete frames is {longest}, a clip "
                    f"needs {opts.clip_frames}; gaps beyond {opts.max_gap_frames} frames "
                    f"(most in {worst})")
