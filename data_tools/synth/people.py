@@ -91,6 +91,10 @@ SOURCES: tuple[str, ...] = FACTOR_NAMES + COVARIATE_SOURCES
 # noise are [seed, i, STREAM_*]; the target design is [seed, STREAM_DESIGN].
 # Tags are non-zero because numpy's SeedSequence ignores trailing zeros.
 STREAM_PERSON, STREAM_MOTION, STREAM_PHENOTYPES, STREAM_DESIGN = 1, 2, 3, 4
+# The Azure Kinect JSON's extras (k4abt.py: bystanders, id switches, guesses):
+# [seed, i, STREAM_K4ABT, task_number + 1], apart from the motion, so the npz
+# output and the JSON's participant are the same whichever format is written.
+STREAM_K4ABT = 5
 
 _REFERENCE_SEED = 20_240_601
 _REFERENCE_SIZE = 50_000
@@ -179,6 +183,12 @@ def _from_noise(e: np.ndarray) -> dict[str, np.ndarray]:
   people["asymmetry_side"] = np.where(e[:, 12] > 0, 1.0, -1.0)
   people["motor_noise"] = e[:, _MOTOR_NOISE]
   return people
+
+
+def from_noise(e: np.ndarray) -> dict[str, np.ndarray]:
+  """People from standard normals f64[N, NOISE_DIM], as `sample` returns them;
+  for people outside the cohort (k4abt.py's bystanders)."""
+  return _from_noise(e)
 
 
 def sample(seed: int, num_participants: int) -> dict[str, np.ndarray]:

@@ -5,7 +5,9 @@ Tracker: Gaussian jitter growing with depth (and larger along the depth axis),
 a per-joint bias for the recording, low confidence and extra error where a
 joint is hidden behind the trunk, out of the field of view or far away, random
 brief low-confidence spells, and dropped joints (NaN, confidence 0) in runs that
-take the joint's descendants with them (a lost wrist loses the hand too).
+take the joint's descendants with them (a lost wrist loses the hand too). For
+output formats that never hold NaN (Azure Kinect JSON), `guess` turns a dropped
+joint into the tracker's prediction.
 Hands, hand tips and thumbs are noisier and less confident throughout.
 A few recordings carry jittered timestamps with dropped frames instead of a
 nominal frame rate.
@@ -121,15 +123,18 @@ def _occluded(pos: np.ndarray) -> np.ndarray:
 
 
 def observe(rng: np.random.Generator, pos: np.ndarray, fps: float
-            ) -> tuple[np.ndarray, np.ndarray]:
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Tracker output for true camera-frame positions.
 
   Args:
     pos: f64[T, 32, 3] true joint positions, camera frame, metres.
 
   Returns:
-    positions f32[T, 32, 3] metres (NaN where dropped) and confidence f32[T, 32]
-    in [0, 1] (exactly 0 where dropped, > 0 elsewhere).
+    positions f32[T, 32, 3] metres (NaN where dropped), confidence f32[T, 32]
+    in [0, 1] (exactly 0 where dropped, > 0 elsewhere), and the estimate
+    f32[T, 32, 3] metres before dropout: equal to positions where kept, the
+    tracker's noisy estimate where dropped (see `guess`). The estimate draws no
+    randomness, so positions and confidence do not depend on whether it is used.
   """
   t = pos.shape[0]
   depth = np.clip(pos[..., 2], 0.5, 6.0)
@@ -160,9 +165,36 @@ def observe(rng: np.random.Generator, pos: np.ndarray, fps: float
   if rng.random() < 0.1:  # the whole body lost for a moment
     for start, length in zip(rng.integers(0, t, 2), rng.integers(1, 9, 2)):
       dropped[start:start + length] = True
+  estimate = out.astype(np.float32)
   out[dropped] = np.nan
   conf = np.where(dropped, 0.0, np.clip(conf, 0.02, 1.0))
-  return out.astype(np.float32), conf.astype(np.float32)
+  return out.astype(np.float32), conf.astype(np.float32), estimate
+
+
+def guess(rng: np.random.Generator, estimate: np.ndarray, dropped: np.ndarray, fps: float
+          ) -> np.ndarray:
+  """What a tracker that never reports NaN (Azure Kinect Body Tracking) puts where
+  it has lost a joint: a prediction from its body model, with confidence NONE.
+
+  The prediction is the pre-dropout estimate plus the error of a guess: three
+  times the joint's jitter (depth-scaled, largest along the ray) and a slow
+  ~3 cm wander, so a lost joint drifts instead of freezing.
+
+  Args:
+    rng: a generator of its own, so that the npz output is unaffected.
+    estimate: f32[T, 32, 3] metres, `observe`'s estimate.
+    dropped: bool[T, 32] joints the tracker lost.
+    fps: frame rate, Hz (sets the wander's time scale).
+
+  Returns:
+    f32[T, 32, 3] metres: `estimate` where kept, the guess where dropped.
+  """
+  t = estimate.shape[0]
+  depth = np.clip(estimate[..., 2].astype(np.float64), 0.5, 6.0)
+  sd = (3.0 * _JITTER * (1.0 + 0.4 * (depth - 2.0)))[..., None] * _DEPTH_AXIS
+  wander = signals.smooth_noise(rng, t, fps, 1.0, channels=_NJ * 3).reshape(t, _NJ, 3)
+  err = sd * rng.standard_normal((t, _NJ, 3)) + 0.03 * wander
+  return np.where(dropped[..., None], estimate + err, estimate).astype(np.float32)
 
 
 def frame_times(rng: np.random.Generator, num_frames: int, fps: float

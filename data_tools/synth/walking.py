@@ -351,3 +351,25 @@ def walk_in_place(rng: np.random.Generator, m: Mapping[str, float],
                      np.full(num_frames, camera_height),
                      2.5 + 0.1 * rng.standard_normal() + 0.03 * drift[:, 1]], axis=1)
   return body_lib.place(pos, 180.0 + 3.0 * drift[:, 2], origin)
+
+
+def stroll(rng: np.random.Generator, m: Mapping[str, float], body: body_lib.Body,
+           num_frames: int, fps: float, camera_height: float, speed: float,
+           start: tuple[float, float], heading_deg: float) -> np.ndarray:
+  """A straight walk at `speed` m/s (a passer-by), cadence scaled from the
+  person's own by sqrt(speed ratio), as slower walkers shorten both.
+
+  Args:
+    speed: m/s.
+    start: (x, z) world position of the pelvis at the first frame, m.
+    heading_deg: walking direction; 0 = away from the camera, 180 = toward it.
+
+  Returns:
+    f64[T, 32, 3] world positions, metres.
+  """
+  cadence = float(m["cadence"]) * np.sqrt(speed / float(m["speed"]))
+  pos, prog = _walk_body(rng, m, body, num_frames, fps, cadence, speed)
+  h = np.deg2rad(heading_deg)
+  origin = np.stack([start[0] + np.sin(h) * prog, np.full(num_frames, camera_height),
+                     start[1] + np.cos(h) * prog], axis=1)
+  return body_lib.place(pos, heading_deg, origin)
