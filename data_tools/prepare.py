@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import pathlib
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -102,6 +103,8 @@ def process_file(path: str, fmt: str, read_opts: ReadOptions,
          "frames_out": 0, "clips": 0, "notes": ""}
   try:
     rec = get_reader(fmt)(path, read_opts)
+    if read_opts.id_pattern:
+      _identity_from_name(rec, path, read_opts.id_pattern)
     row.update(participant=rec.participant_id, task=rec.task, session=rec.session,
                frames_in=rec.num_frames)
     prepared = qc.prepare_recording(rec, qc_opts)
@@ -126,6 +129,17 @@ def process_file(path: str, fmt: str, read_opts: ReadOptions,
                     "fps": clip.fps, **{f"meta_{k}": v for k, v in clip.meta.items()}}
     clips.append((records.encode(clip), manifest_row))
   return FileResult(row, clips)
+
+
+def _identity_from_name(rec, path: str, pattern: str) -> None:
+  stem = pathlib.Path(path).name.split(".")[0]
+  match = re.fullmatch(pattern, stem)
+  if match is None:
+    raise Excluded("bad_metadata", f"file name {stem!r} does not match --id-pattern {pattern!r}")
+  groups = match.groupdict()
+  rec.participant_id = groups.get("participant") or rec.participant_id
+  rec.task = groups.get("task") or rec.task
+  rec.session = groups.get("session") or rec.session
 
 
 def _worker(args) -> FileResult:
@@ -230,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--task", help="task for files that lack one")
   p.add_argument("--session", help="session for files that lack one")
   p.add_argument("--units", choices=("m", "cm", "mm"), help="csv units (default: sidecar, else m)")
+  p.add_argument("--id-pattern", help="regex on file names with named groups participant, "
+                 "task, session, e.g. '(?P<participant>P\\d+)_(?P<task>.+)'")
   p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
   p.add_argument("--clips-per-shard", type=int, default=256)
   p.add_argument("--force", action="store_true", help="rebuild even if up to date")
@@ -237,8 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
   read_opts = ReadOptions(layout=args.layout, fps=args.source_fps,
                           participant_id=args.participant, task=args.task,
-                          session=args.session, units=args.units)
+                          session=args.session, units=args.units, id_pattern=args.id_pattern)
   try:
+    if args.id_pattern:
+      re.compile(args.id_pattern)
     qc_opts = qc.QCOptions(fps=args.fps, clip_frames=args.clip_frames,
                            clip_stride=args.clip_stride, max_gap_frames=args.max_gap_frames,
                            required_joints=(args.required_joints if "," not in args.required_joints
@@ -246,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report, manifest = prepare(args.input, args.format, args.out, read_opts, qc_opts,
                                workers=args.workers, clips_per_shard=args.clips_per_shard,
                                force=args.force)
-  except (ValueError, FileNotFoundError, mkv.MissingDependency) as e:
+  except (ValueError, FileNotFoundError, re.error, mkv.MissingDependency) as e:
     print(f"prepare: {e}", file=sys.stderr)
     return 2
   except NothingPrepared as e:

@@ -25,6 +25,9 @@ class ReadOptions:
     participant_id, task, session: identity for files that do not carry it.
     units: "m", "cm" or "mm" for formats whose units are not fixed (csv); None =
       what the file says, else metres.
+    id_pattern: a regular expression matched against each file's name without
+      its extension, whose named groups `participant`, `task` and `session` (any
+      of them) override the reader's identity, e.g. r"(?P<participant>P\d+)_(?P<task>.+)".
   """
   layout: str | None = None
   fps: float | None = None
@@ -32,6 +35,7 @@ class ReadOptions:
   task: str | None = None
   session: str | None = None
   units: str | None = None
+  id_pattern: str | None = None
 
 
 Reader = Callable[[str, ReadOptions], Recording]

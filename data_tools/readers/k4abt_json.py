@@ -63,15 +63,41 @@ def _nearest(bodies: Sequence[TrackedBody], ref: np.ndarray | None) -> TrackedBo
   return min(bodies, key=lambda b: _pelvis_distance(b, ref))
 
 
+def _follow(frames: Sequence[Sequence[TrackedBody]], body_id: int, max_switch_m: float
+            ) -> tuple[list[TrackedBody | None], list[int]]:
+  """One pass in frame order: keep `body_id`; on its loss take the body nearest the
+  last chosen pelvis (within `max_switch_m`) and continue with that id."""
+  current, followed = body_id, [body_id]
+  previous_pelvis = None
+  chosen: list[TrackedBody | None] = []
+  for bodies in frames:
+    pick = None
+    same = [b for b in bodies if b.body_id == current]
+    if same:
+      # Several bodies with one id only happen when ids are unknown (MKV fallback).
+      pick = _nearest(same, previous_pelvis)
+    elif bodies and previous_pelvis is not None:
+      candidate = _nearest(bodies, previous_pelvis)
+      if _pelvis_distance(candidate, previous_pelvis) <= max_switch_m:
+        pick, current = candidate, candidate.body_id
+        if current not in followed:
+          followed.append(current)
+    chosen.append(pick)
+    if pick is not None and np.isfinite(pick.positions[PELVIS]).all():
+      previous_pelvis = pick.positions[PELVIS]
+  return chosen, followed
+
+
 def follow_one_body(frames: Sequence[Sequence[TrackedBody]],
                     max_switch_m: float = MAX_SWITCH_DISTANCE_M
                     ) -> tuple[list[TrackedBody | None], dict[str, str]]:
   """Chooses one person's body in every frame.
 
   The target is the body id present in the most frames (ties: the smallest median
-  pelvis z, i.e. nearest the camera). A frame without the current id but with
-  other bodies takes the body nearest the last chosen pelvis if it is within
-  `max_switch_m` metres, and following continues with that body's id.
+  pelvis z, i.e. nearest the camera). From the target's first frame, forward and
+  backward, a frame without the current id but with other bodies takes the body
+  nearest the last chosen pelvis if it is within `max_switch_m` metres, and
+  following continues with that body's id.
 
   Args:
     frames: per frame, the bodies the tracker reported (possibly none).
@@ -98,25 +124,14 @@ def follow_one_body(frames: Sequence[Sequence[TrackedBody]],
   def rank(body_id: int) -> tuple[int, float, int]:
     return (-frames_with[body_id], float(np.median(pelvis_z[body_id])), body_id)
 
-  current = min(frames_with, key=rank)
-  followed = [current]
-  previous_pelvis = None
-  chosen: list[TrackedBody | None] = []
-  for bodies in frames:
-    pick = None
-    same = [b for b in bodies if b.body_id == current]
-    if same:
-      # Several bodies with one id only happen when ids are unknown (MKV fallback).
-      pick = _nearest(same, previous_pelvis)
-    elif bodies and previous_pelvis is not None:
-      candidate = _nearest(bodies, previous_pelvis)
-      if _pelvis_distance(candidate, previous_pelvis) <= max_switch_m:
-        pick, current = candidate, candidate.body_id
-        if current not in followed:
-          followed.append(current)
-    chosen.append(pick)
-    if pick is not None and np.isfinite(pick.positions[PELVIS]).all():
-      previous_pelvis = pick.positions[PELVIS]
+  target = min(frames_with, key=rank)
+  first = next(i for i, bodies in enumerate(frames) if any(b.body_id == target for b in bodies))
+  # Follow forward from the target's first frame, and backward from it, so that an
+  # id switch early in the recording costs no frames either.
+  forward, ids_forward = _follow(frames[first:], target, max_switch_m)
+  backward, ids_backward = _follow(frames[first::-1], target, max_switch_m)
+  chosen = backward[:0:-1] + forward
+  followed = ids_backward[:0:-1] + ids_forward
   meta = {"followed_body_ids": ",".join(str(i) for i in followed),
           "bodies_seen": str(len(frames_with)),
           "frames_multi_body": str(multi)}

@@ -123,6 +123,21 @@ def test_nothing_prepared_exits_non_zero_with_reasons(mixed_inputs, tmp_path):
   assert len(pd.read_csv(out / "qc_report.csv")) == 2
 
 
+def test_id_pattern_sets_identity_and_excludes_non_matching_names(mixed_inputs, tmp_path):
+  out = tmp_path / "shards"
+  proc = _run("--input", mixed_inputs, "--format", "npz", "--out", out, "--clip-frames", "30",
+              "--id-pattern", r"(?P<task>good)(?P<participant>\d)")
+  assert proc.returncode == 0, proc.stderr
+  manifest = pd.read_parquet(out / "manifest.parquet")
+  assert sorted(set(manifest["participant_id"])) == ["0", "1", "2"]
+  assert set(manifest["task"]) == {"good"}
+  report = pd.read_csv(out / "qc_report.csv", keep_default_na=False)
+  gappy = report[report["file"].str.endswith("gappy.npz")].iloc[0]
+  assert gappy["reason"] == "bad_metadata" and "--id-pattern" in gappy["detail"]
+  proc = _run("--input", mixed_inputs, "--format", "npz", "--out", out, "--id-pattern", "(")
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
 def test_usage_errors(tmp_path):
   proc = _run("--input", tmp_path / "nowhere", "--format", "npz", "--out", tmp_path / "o")
   assert proc.returncode == 2 and "no such file" in proc.stderr

@@ -256,6 +256,19 @@ def test_k4abt_follows_one_person_through_an_id_switch(tmp_path):
   assert np.all(rec.confidence[7] == 1.0)  # body 4 has no levels
 
 
+def test_k4abt_early_id_switch_is_followed_backwards(tmp_path):
+  # Person A is id 3 for two frames, then id 7 (the id seen most); a bystander is id 1.
+  other = (1500.0, -200.0, 2500.0)
+  frames = [([_body(1, other)] if 3 <= t < 7 else []) + [_body(3 if t < 2 else 7, _person_a(t))]
+            for t in range(8)]
+  rec = k4abt_json.read(str(_write_json(tmp_path / "early.json", _k4abt_doc(frames))),
+                        ReadOptions(participant_id="p", task="walk"))
+  assert rec.meta["followed_body_ids"] == "3,7"
+  for t in range(8):
+    np.testing.assert_allclose(rec.positions[t], _pose(32, _person_a(t), 1000) / 1000,
+                               atol=1e-6)
+
+
 def test_k4abt_ties_go_to_the_nearest_body_and_identity_from_name(tmp_path):
   frames = [[_body(7, (0.0, 0.0, 3500.0)), _body(3, (600.0, 0.0, 2000.0))]] * 3
   rec = k4abt_json.read(str(_write_json(tmp_path / "trial12.json", _k4abt_doc(frames))), OPTS)

@@ -171,12 +171,16 @@ def test_prepare_makes_clips_from_json(cohorts, events, tmp_path, capsys):
   _, js = cohorts
   out = tmp_path / "shards"
   rc = prepare.main(["--input", str(js / "recordings"), "--format", "k4abt_json",
-                     "--out", str(out), "--clip-frames", "150", "--workers", "1"])
+                     "--out", str(out), "--clip-frames", "150", "--workers", "1",
+                     "--id-pattern", r"(?P<participant>P\d+)_(?P<task>.+)"])
   assert rc == 0, capsys.readouterr()
   report = pd.read_csv(out / shards.QC_REPORT, keep_default_na=False)
   manifest = pd.read_parquet(out / shards.MANIFEST)
   assert len(report) == len(events)
   assert (report.status == "ok").sum() >= 0.9 * len(events)
   assert manifest.source.nunique() >= 0.9 * len(events)
+  # Identity from the file names: participant ids and the five tasks.
+  assert manifest.participant_id.str.fullmatch(r"P\d{5}").all()
+  assert set(manifest.task) == set(synth.TASKS)
   switched = report[report.file.str.endswith(tuple(events.file[events.id_switch]))]
   assert switched.notes.str.contains("followed_body_ids=").all()
