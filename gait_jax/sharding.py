@@ -17,10 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 from collections.abc import Iterator, Sequence
 
 import jax
+from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+# Parameter annotations are metadata here, resolved through the rules table by the
+# trainer; Flax's eager sharding would instead demand a mesh at model creation.
+nnx.use_eager_sharding(False)
 
 Rules = Sequence[tuple[str, str | Sequence[str] | None]]
 
@@ -79,3 +85,28 @@ def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:
     raise ValueError(f"{len(names)} logical names for an array of rank {x.ndim}")
   return jax.lax.with_sharding_constraint(
       x, NamedSharding(mesh, logical_to_spec(names, rules, mesh)))
+
+
+def make_mesh(axes: Sequence[tuple[str, int]], axis_type: str = "auto") -> Mesh:
+  """A mesh over all devices from (name, size) pairs; one size may be -1 (the rest).
+
+  `axis_type` "auto" (XLA propagates shardings from the declared ones) or
+  "explicit"; written out because `jax.make_mesh` would default to Explicit.
+  """
+  names = tuple(name for name, _ in axes)
+  sizes = [int(size) for _, size in axes]
+  n = jax.device_count()
+  if sizes.count(-1) > 1:
+    raise ValueError(f"mesh {tuple(axes)}: at most one axis may be -1")
+  known = math.prod(s for s in sizes if s != -1)
+  if -1 in sizes:
+    if n % known:
+      raise ValueError(f"mesh {tuple(axes)}: {n} devices are not divisible by {known}")
+    sizes[sizes.index(-1)] = n // known
+  if math.prod(sizes) != n:
+    raise ValueError(f"mesh {dict(zip(names, sizes))} needs {math.prod(sizes)} devices, "
+                     f"there are {n}")
+  kinds = {"auto": jax.sharding.AxisType.Auto, "explicit": jax.sharding.AxisType.Explicit}
+  if axis_type not in kinds:
+    raise ValueError(f"axis_type {axis_type!r}; expected one of {sorted(kinds)}")
+  return jax.make_mesh(tuple(sizes), names, axis_types=(kinds[axis_type],) * len(names))

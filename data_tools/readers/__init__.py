@@ -27,7 +27,7 @@ class ReadOptions:
       what the file says, else metres.
     id_pattern: a regular expression matched against each file's name without
       its extension, whose named groups `participant`, `task` and `session` (any
-      of them) override the reader's identity, e.g. r"(?P<participant>P\d+)_(?P<task>.+)".
+      of them) override the reader's identity, e.g. "(?P<participant>P[0-9]+)_(?P<task>.+)".
   """
   layout: str | None = None
   fps: float | None = None
