@@ -87,15 +87,18 @@ def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:
       x, NamedSharding(mesh, logical_to_spec(names, rules, mesh)))
 
 
-def make_mesh(axes: Sequence[tuple[str, int]], axis_type: str = "auto") -> Mesh:
-  """A mesh over all devices from (name, size) pairs; one size may be -1 (the rest).
+def make_mesh(axes: Sequence[tuple[str, int]], axis_type: str = "auto",
+              devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A mesh over `devices` (default: all) from (name, size) pairs; one size may be
+  -1 (the rest).
 
   `axis_type` "auto" (XLA propagates shardings from the declared ones) or
   "explicit"; written out because `jax.make_mesh` would default to Explicit.
   """
   names = tuple(name for name, _ in axes)
   sizes = [int(size) for _, size in axes]
-  n = jax.device_count()
+  devices = list(jax.devices() if devices is None else devices)
+  n = len(devices)
   if sizes.count(-1) > 1:
     raise ValueError(f"mesh {tuple(axes)}: at most one axis may be -1")
   known = math.prod(s for s in sizes if s != -1)
@@ -109,4 +112,5 @@ def make_mesh(axes: Sequence[tuple[str, int]], axis_type: str = "auto") -> Mesh:
   kinds = {"auto": jax.sharding.AxisType.Auto, "explicit": jax.sharding.AxisType.Explicit}
   if axis_type not in kinds:
     raise ValueError(f"axis_type {axis_type!r}; expected one of {sorted(kinds)}")
-  return jax.make_mesh(tuple(sizes), names, axis_types=(kinds[axis_type],) * len(names))
+  return jax.make_mesh(tuple(sizes), names, axis_types=(kinds[axis_type],) * len(names),
+                       devices=devices)

@@ -21,3 +21,16 @@ def ucalgary_dir() -> pathlib.Path:
   if not UCALGARY.is_dir():
     pytest.skip(f"real Kinect v2 data not found at {UCALGARY}")
   return UCALGARY
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory) -> pathlib.Path:
+  """A synthetic cohort of 8 people × 5 tasks × 4 s, prepared into 60-frame clips."""
+  from data_tools import prepare, qc, synth  # pylint: disable=import-outside-toplevel
+  root = tmp_path_factory.mktemp("tiny")
+  synth.generate(str(root / "cohort"), participants=8, seed=0, seconds=4.0, targets=40,
+                 workers=1, verbose=False)
+  prepare.prepare([str(root / "cohort" / "recordings")], "npz", str(root / "shards"),
+                  prepare.ReadOptions(), qc.QCOptions(clip_frames=60, clip_stride=30),
+                  workers=1, log=lambda *_: None)
+  return root / "shards"

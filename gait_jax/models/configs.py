@@ -1,0 +1,127 @@
+"""Model presets: `get_model_config(preset)` → ConfigDict; `cfg.name` picks the model.
+
+GaitMAE presets ("paper", "small", "smoke") and MAMP presets ("mamp_paper",
+"mamp_small", "mamp_smoke"). The trainer overrides fields (dtype, remat, ...)
+from its experiment file; every field is documented where it is set below.
+
+  preset      depth width heads mlp  notes
+  paper         8    128    8    2   the published GaitMAE (head dim 16)
+  small         4     64    4    2   CPU runs over T=300 in minutes
+  smoke         2     16    2    2   tests
+  mamp_paper    8    256    8    4   decoder 3 × 128, patch 4, ratio 0.9, motion
+  mamp_small    4     64    4    2   decoder 2 × 32
+  mamp_smoke    1     16    2    2   decoder 1 × 16, patch 2
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+GAITMAE_PRESETS = ("paper", "small", "smoke")
+MAMP_PRESETS = ("mamp_paper", "mamp_small", "mamp_smoke")
+PRESETS = GAITMAE_PRESETS + MAMP_PRESETS
+DTYPES = ("float32", "bfloat16")
+TEMPORAL_POS = ("rotary", "learned")
+
+
+def _common(c: ml_collections.ConfigDict) -> None:
+  # Compute dtype, "float32" or "bfloat16"; parameters are always float32
+  # (param_dtype is fixed, kept here for the record), loss and metrics float32.
+  c.dtype = "float32"
+  c.param_dtype = "float32"
+  # Rematerialise every block (nnx.remat): less activation memory, ~1/3 more FLOPs.
+  c.remat = False
+  # Residual dropout after each attention and MLP, drawn from the loss rng
+  # (training only).
+  c.dropout = 0.0
+  # jax.nn.dot_product_attention implementation: "" (None: JAX picks; today XLA),
+  # "xla" or "cudnn" (GPU only; needs head dim a multiple of 8).
+  c.attention_impl = ""
+
+
+def _gaitmae(depth: int, width: int, heads: int, mlp_ratio: float) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = "gaitmae"
+  c.depth = depth
+  c.width = width
+  c.num_heads = heads
+  c.mlp_ratio = mlp_ratio
+  # Frame position: "rotary" (RoPE on the temporal attention's q/k; any T) or
+  # "learned" ([num_frames, D] added to the tokens; T <= num_frames of build).
+  c.temporal_pos = "rotary"
+  # Learned sink tokens prepended to every spatial and temporal attention (keys
+  # and values only; their outputs would be dropped). 0 = none.
+  c.num_sinks = 0
+  _common(c)
+
+  c.masking = ml_collections.ConfigDict()
+  # Time is cut into spans of span_frames; in every span of every example
+  # regions_hidden of the 6 regions (head, torso, arms, legs) are hidden.
+  c.masking.span_frames = 16
+  c.masking.regions_hidden = 4
+  # Probability that a whole frame (every joint) is hidden, on top.
+  c.masking.frame_ratio = 0.04
+  # Std (metres) of Gaussian noise on the visible xyz, training only.
+  c.masking.noise_std = 0.05
+  # Regions hidden in every frame, also at encode time (ablations), e.g.
+  # ("left_arm",). Names from masking.MASK_REGIONS.
+  c.masking.always_hide = ()
+
+  c.loss = ml_collections.ConfigDict()
+  # λ of the velocity term (MPJPE of frame differences).
+  c.loss.velocity_weight = 0.1
+  # Count only hidden joint-frames (False: reconstruct everything, as published).
+  c.loss.hidden_only = False
+  return c
+
+
+def _mamp(depth: int, width: int, heads: int, mlp_ratio: float, decoder_depth: int,
+          decoder_width: int, decoder_heads: int, patch_frames: int,
+          motion_targets: bool) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = "mamp"
+  c.depth = depth
+  c.width = width
+  c.num_heads = heads
+  c.mlp_ratio = mlp_ratio
+  # Frames per token (one joint × patch_frames frames); T must be a multiple.
+  c.patch_frames = patch_frames
+  # Fraction of tokens hidden; the encoder sees round((1 - ratio) * N) tokens.
+  c.mask_ratio = 0.9
+  c.decoder_depth = decoder_depth
+  c.decoder_width = decoder_width
+  c.decoder_heads = decoder_heads
+  # Reconstruct frame-to-frame motion x[t] - x[t-1] (MAMP) instead of positions.
+  c.motion_targets = motion_targets
+  # Std (metres) of Gaussian noise on the input xyz, training only.
+  c.noise_std = 0.0
+  _common(c)
+
+  c.loss = ml_collections.ConfigDict()
+  c.loss.velocity_weight = 0.1
+  # MAE style: the loss counts hidden tokens only (fixed; kept for the record).
+  c.loss.hidden_only = True
+  return c
+
+
+def get_model_config(preset: str = "paper") -> ml_collections.ConfigDict:
+  """The ConfigDict of a preset (see the module docstring for the table)."""
+  if preset == "paper":
+    return _gaitmae(depth=8, width=128, heads=8, mlp_ratio=2)
+  if preset == "small":
+    return _gaitmae(depth=4, width=64, heads=4, mlp_ratio=2)
+  if preset == "smoke":
+    return _gaitmae(depth=2, width=16, heads=2, mlp_ratio=2)
+  if preset == "mamp_paper":
+    return _mamp(depth=8, width=256, heads=8, mlp_ratio=4, decoder_depth=3,
+                 decoder_width=128, decoder_heads=4, patch_frames=4,
+                 motion_targets=True)
+  if preset == "mamp_small":
+    return _mamp(depth=4, width=64, heads=4, mlp_ratio=2, decoder_depth=2,
+                 decoder_width=32, decoder_heads=2, patch_frames=4,
+                 motion_targets=True)
+  if preset == "mamp_smoke":
+    return _mamp(depth=1, width=16, heads=2, mlp_ratio=2, decoder_depth=1,
+                 decoder_width=16, decoder_heads=2, patch_frames=2,
+                 motion_targets=False)
+  raise ValueError(f"unknown model preset {preset!r}; expected one of {PRESETS}")

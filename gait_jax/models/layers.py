@@ -1,0 +1,183 @@
+"""Transformer building blocks shared by the GaitMAE and MAMP models.
+
+Every parameter is float32 and carries logical axis names (see
+`gait_jax.sharding`); computation runs in the `dtype` each layer is given.
+Parameters are created with eager sharding off: logical names are not mesh axes,
+so a model can be built anywhere (tests, notebooks, `nnx.eval_shape`), and the
+trainer places the state with `sharding.logical_to_spec` of
+`nnx.get_partition_spec(state)`.
+
+Dropout draws from an explicit key argument (None = off) instead of an
+`nnx.Rngs` stream, so the model state holds parameters only and the randomness
+of a step is a function of the key the trainer passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from gait_jax import sharding
+
+Names = tuple[str | None, ...]
+
+# Truncated normal with std 0.02 for weights, zeros for biases (as MotionBERT /
+# the GaitMAE authors' DSTformer initialise).
+KERNEL_INIT = nnx.initializers.truncated_normal(stddev=0.02)
+ZEROS = nnx.initializers.zeros_init()
+ONES = nnx.initializers.ones_init()
+
+
+def partitioned(init: nnx.Initializer, names: Names) -> nnx.Initializer:
+  """`init` annotated with logical axis names, without eager sharding."""
+  return nnx.with_partitioning(init, names, eager_sharding=False)
+
+
+def make_param(rngs: nnx.Rngs, init: nnx.Initializer, shape: Sequence[int],
+               names: Names) -> nnx.Param:
+  """A float32 parameter of `shape` with logical axis `names`."""
+  if len(names) != len(shape):
+    raise ValueError(f"{len(names)} logical names for a parameter of shape {shape}")
+  return nnx.Param(init(rngs.params(), tuple(shape), jnp.float32),
+                   out_sharding=tuple(names), eager_sharding=False)
+
+
+def dense(in_features: int, out_features: int, names: Names, *, dtype: jnp.dtype,
+          rngs: nnx.Rngs, kernel_init: nnx.Initializer = KERNEL_INIT,
+          bias_init: nnx.Initializer = ZEROS) -> nnx.Linear:
+  """nnx.Linear whose kernel has logical `names` and bias `names[1:]`."""
+  return nnx.Linear(
+      in_features, out_features, dtype=dtype, param_dtype=jnp.float32,
+      kernel_init=partitioned(kernel_init, names),
+      bias_init=partitioned(bias_init, names[1:]), rngs=rngs)
+
+
+def layer_norm(width: int, *, dtype: jnp.dtype, rngs: nnx.Rngs) -> nnx.LayerNorm:
+  """Pre-norm LayerNorm (flax computes its statistics in at least float32)."""
+  return nnx.LayerNorm(
+      width, epsilon=1e-6, dtype=dtype, param_dtype=jnp.float32,
+      scale_init=partitioned(ONES, ("embed",)),
+      bias_init=partitioned(ZEROS, ("embed",)), rngs=rngs)
+
+
+def dropout(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
+  """Inverted dropout; identity when `rng` is None or rate is 0."""
+  if rng is None or rate <= 0:
+    return x
+  keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype))
+
+
+def rotary(x: jax.Array, positions: jax.Array, base: float = 10_000.0) -> jax.Array:
+  """Rotary position embedding (rotate-half form) over the sequence axis.
+
+  Args:
+    x: [B', L, H, K] queries or keys, K even.
+    positions: f32[L] position of each element (the frame index).
+  """
+  k = x.shape[-1]
+  if k % 2:
+    raise ValueError(f"rotary needs an even per-head width, got {k}")
+  inv_freq = 1.0 / (base ** (jnp.arange(0, k, 2, dtype=jnp.float32) / k))
+  angles = positions[:, None].astype(jnp.float32) * inv_freq[None]  # [L, K/2]
+  sin = jnp.sin(angles)[None, :, None, :]
+  cos = jnp.cos(angles)[None, :, None, :]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x.dtype)
+
+
+class Attention(nnx.Module):
+  """Multi-head self-attention over [B', L, D], optional RoPE and sink tokens.
+
+  Sink tokens are learned vectors prepended to the sequence; their outputs would
+  be dropped, so only their keys and values are computed (the result is the
+  same). They sit outside the rotary positions.
+  """
+
+  def __init__(self, width: int, num_heads: int, *, num_sinks: int = 0,
+               use_rotary: bool = False, dtype: jnp.dtype = jnp.float32,
+               attention_impl: str | None = None, rngs: nnx.Rngs):
+    if width % num_heads:
+      raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
+    head_dim = width // num_heads
+    self.num_heads = num_heads
+    self.head_dim = head_dim
+    self.num_sinks = num_sinks
+    self.use_rotary = use_rotary
+    self.dtype = dtype
+    self.attention_impl = attention_impl
+    # qkv as one [D, 3, H, K] kernel: one matmul, heads stay a named axis.
+    self.qkv_kernel = make_param(rngs, KERNEL_INIT, (width, 3, num_heads, head_dim),
+                                 ("embed", None, "heads", "kv"))
+    self.qkv_bias = make_param(rngs, ZEROS, (3, num_heads, head_dim),
+                               (None, "heads", "kv"))
+    self.out_kernel = make_param(rngs, KERNEL_INIT, (num_heads, head_dim, width),
+                                 ("heads", "kv", "embed"))
+    self.out_bias = make_param(rngs, ZEROS, (width,), ("embed",))
+    if num_sinks:
+      self.sinks = make_param(rngs, KERNEL_INIT, (num_sinks, width), (None, "embed"))
+
+  def __call__(self, x: jax.Array, positions: jax.Array | None = None) -> jax.Array:
+    """x: [B', L, D] → [B', L, D]; positions f32[L] (used with rotary)."""
+    dtype = self.dtype
+    kernel = self.qkv_kernel[...].astype(dtype)
+    bias = self.qkv_bias[...].astype(dtype)
+    qkv = jnp.einsum("bld,dchk->blchk", x.astype(dtype), kernel) + bias
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B', L, H, K]
+    if self.use_rotary:
+      if positions is None:
+        positions = jnp.arange(x.shape[1], dtype=jnp.float32)
+      q = rotary(q, positions)
+      k = rotary(k, positions)
+    if self.num_sinks:
+      sink_kv = jnp.einsum("sd,dchk->schk", self.sinks[...].astype(dtype), kernel[:, 1:])
+      sink_kv = sink_kv + bias[1:]
+      sink_kv = jnp.broadcast_to(sink_kv[None], (x.shape[0],) + sink_kv.shape)
+      k = jnp.concatenate([sink_kv[:, :, 0], k], axis=1)
+      v = jnp.concatenate([sink_kv[:, :, 1], v], axis=1)
+    out = jax.nn.dot_product_attention(q, k, v, implementation=self.attention_impl)
+    out = jnp.einsum("blhk,hkd->bld", out, self.out_kernel[...].astype(dtype))
+    return out + self.out_bias[...].astype(dtype)
+
+
+class Mlp(nnx.Module):
+  """Two-layer GELU feed-forward: D → hidden → D."""
+
+  def __init__(self, width: int, hidden: int, *, dtype: jnp.dtype, rngs: nnx.Rngs):
+    self.fc1 = dense(width, hidden, ("embed", "mlp"), dtype=dtype, rngs=rngs)
+    self.fc2 = dense(hidden, width, ("mlp", "embed"), dtype=dtype, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.fc2(jax.nn.gelu(self.fc1(x)))
+
+
+class TransformerBlock(nnx.Module):
+  """Pre-LayerNorm attention + MLP with residuals, over sequences [B', L, D]."""
+
+  def __init__(self, width: int, num_heads: int, mlp_ratio: float, *,
+               num_sinks: int = 0, use_rotary: bool = False, dropout_rate: float = 0.0,
+               dtype: jnp.dtype = jnp.float32, attention_impl: str | None = None,
+               rngs: nnx.Rngs):
+    self.dropout_rate = dropout_rate
+    self.norm1 = layer_norm(width, dtype=dtype, rngs=rngs)
+    self.attn = Attention(width, num_heads, num_sinks=num_sinks, use_rotary=use_rotary,
+                          dtype=dtype, attention_impl=attention_impl, rngs=rngs)
+    self.norm2 = layer_norm(width, dtype=dtype, rngs=rngs)
+    self.mlp = Mlp(width, int(round(width * mlp_ratio)), dtype=dtype, rngs=rngs)
+
+  def __call__(self, x: jax.Array, rng: jax.Array | None = None,
+               positions: jax.Array | None = None) -> jax.Array:
+    """x: [B', L, D] → [B', L, D]; rng: dropout key or None."""
+    rngs = (None, None) if rng is None else tuple(jax.random.split(rng))
+    x = x + dropout(self.attn(self.norm1(x), positions), self.dropout_rate, rngs[0])
+    x = x + dropout(self.mlp(self.norm2(x)), self.dropout_rate, rngs[1])
+    return x
+
+
+def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:
+  """Shorthand for `sharding.constrain` (a no-op outside the trainer's rules)."""
+  return sharding.constrain(x, names)

@@ -1,0 +1,99 @@
+"""Reconstruction losses and the weights that decide which joint-frames count.
+
+A joint-frame counts when its example is valid, its joint is present and it was
+observed (not all four input channels zero). Everything is computed in float32
+and guarded against empty selections, so an all-padding batch gives loss 0, not
+NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+
+
+def clean_inputs(batch: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+  """The skeleton with everything that must not count zeroed, and its weights.
+
+  Zeroing with `where` (not a product) keeps NaN or huge values in padding
+  examples and absent joints out of the model and the loss entirely.
+
+  Args:
+    batch: "skeleton" f32[B, T, J, 4], "joint_present" f32[B, J], "valid" bool[B].
+
+  Returns:
+    skeleton: f32[B, T, J, 4], 0 where the joint-frame does not count.
+    counted: f32[B, T, J], 1 for valid example × present joint × observed.
+  """
+  x = jnp.asarray(batch["skeleton"], jnp.float32)
+  present = jnp.asarray(batch["joint_present"]) > 0
+  valid = jnp.asarray(batch["valid"]).astype(bool)
+  keep = valid[:, None, None] & present[:, None, :]
+  x = jnp.where(keep[..., None], x, 0.0)
+  observed = jnp.any(x != 0, axis=-1)
+  counted = keep & observed
+  return x, counted.astype(jnp.float32)
+
+
+def _safe_norm(d: jax.Array) -> jax.Array:
+  """Euclidean norm over the last axis with a finite gradient at 0."""
+  sq = jnp.sum(jnp.square(d), axis=-1)
+  nonzero = sq > 0
+  return jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
+
+
+def weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
+  """sum(w·v) / sum(w), 0 when no weight; `where` so that masked NaN stays out."""
+  total = jnp.sum(weights)
+  num = jnp.sum(jnp.where(weights > 0, values * weights, 0.0))
+  return num / jnp.maximum(total, 1e-6)
+
+
+def mpjpe(pred: jax.Array, target: jax.Array, weights: jax.Array) -> jax.Array:
+  """Mean per-joint position error (same units as the inputs).
+
+  Args:
+    pred, target: f32[..., 3]; weights: f32[...].
+  """
+  return weighted_mean(_safe_norm(pred - target), weights)
+
+
+def velocity_error(pred: jax.Array, target: jax.Array, weights: jax.Array) -> jax.Array:
+  """MPJPE of frame-to-frame differences; a difference counts when both frames do.
+
+  Args:
+    pred, target: f32[B, T, J, 3]; weights: f32[B, T, J].
+  """
+  dp = pred[:, 1:] - pred[:, :-1]
+  dt = target[:, 1:] - target[:, :-1]
+  return mpjpe(dp, dt, weights[:, 1:] * weights[:, :-1])
+
+
+def reconstruction_loss(pred: jax.Array, target: jax.Array, weights: jax.Array,
+                        velocity_weight: float
+                        ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Position error + velocity_weight × velocity error.
+
+  Args:
+    pred, target: f32[B, T, J, 3] (pred is cast to float32).
+    weights: f32[B, T, J], already restricted to what should count (hidden only,
+      for example).
+    velocity_weight: λ.
+
+  Returns:
+    loss f32[] and metrics {"loss", "position", "velocity"} (float32 scalars).
+  """
+  pred = pred.astype(jnp.float32)
+  target = target.astype(jnp.float32)
+  weights = weights.astype(jnp.float32)
+  position = mpjpe(pred, target, weights)
+  velocity = velocity_error(pred, target, weights)
+  loss = position + velocity_weight * velocity
+  return loss, {"loss": loss, "position": position, "velocity": velocity}
+
+
+def hidden_fraction(hidden: jax.Array, counted: jax.Array) -> jax.Array:
+  """Fraction of counted joint-frames that are hidden. hidden: bool[B, T, J]."""
+  return weighted_mean(hidden.astype(jnp.float32), counted)

@@ -1,0 +1,1 @@
+"""Pretraining: train state, checkpoints, metric writer, figures and the loop."""

@@ -1,0 +1,242 @@
+"""Masked-reconstruction pretraining: one `run(config, workdir)`, read top to bottom.
+
+  mesh → data → model and optimiser (abstract, then created sharded) → resume →
+  compiled step → loop (log, figure, checkpoint, preemption) → final checkpoint
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec
+
+from gait_jax import sharding, skeleton
+from gait_jax.data import pipeline
+from gait_jax.data import shards as shards_lib
+from gait_jax.train import checkpoint as ckpt_lib
+from gait_jax.train import figures, state as state_lib, writer as writer_lib
+
+# bf16 dense peak FLOP/s per device, for MFU when the config gives none.
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12,
+              "TPU v4": 275e12, "TPU v5p": 459e12, "TPU v5 lite": 197e12}
+
+
+def peak_flops_per_device(config: ml_collections.ConfigDict) -> float:
+  if config.peak_flops_per_device:
+    return float(config.peak_flops_per_device)
+  kind = jax.devices()[0].device_kind
+  return next((v for k, v in PEAK_FLOPS.items() if k.lower() in kind.lower()), 0.0)
+
+
+def make_train_step(model_def: state_lib.ModelDef, optimizer: optax.GradientTransformation,
+                    schedule: optax.Schedule):
+  """(state, batch) → (state, metrics): one optimiser step, RNG folded with the step."""
+
+  def train_step(state: dict[str, Any], batch: dict[str, jax.Array]):
+    rng = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
+
+    def loss_fn(params):
+      return model_def.merge(params).loss(batch, rng, train=True)
+
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    grad_norm = optax.tree.norm(grads)
+    updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    # A non-finite step leaves the state untouched; the host stops at its next check.
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    new_state = {"params": keep(params, state["params"]),
+                 "opt_state": keep(opt_state, state["opt_state"]),
+                 "step": state["step"] + 1, "rng": state["rng"]}
+    metrics = {**metrics, "grad_norm": grad_norm, "lr": schedule(state["step"]),
+               "nonfinite": (~finite).astype(jnp.float32)}
+    return new_state, metrics
+
+  return train_step
+
+
+@dataclasses.dataclass
+class Setup:
+  """Everything compiled for a run, built once from the config and the mesh.
+
+  Attributes:
+    abstract: ShapeDtypeStructs of the state, carrying their shardings.
+    shardings: NamedShardings of the state.
+    init: seed → state, created sharded (jit with out_shardings).
+    step: the jitted (state, batch) → (state, metrics), state donated.
+    reconstruct: jitted (params, batch, rng) → reconstruction dict.
+  """
+  mesh: Any
+  rules: tuple
+  model_def: state_lib.ModelDef
+  optimizer: optax.GradientTransformation
+  abstract: Any
+  shardings: Any
+  init: Any
+  step: Any
+  reconstruct: Any
+
+
+def setup_training(config: ml_collections.ConfigDict, mesh, joints, num_frames: int) -> Setup:
+  """Model, optimiser, state shardings and the jitted step for a mesh."""
+  rules = tuple(tuple(r) for r in config.sharding_rules)
+  schedule = state_lib.make_schedule(config.optim, config.total_steps)
+  optimizer = state_lib.make_optimizer(config.optim, config.total_steps)
+  with sharding.use_rules(mesh, rules):
+    model_def, init, param_specs = state_lib.init_fn(config, joints, num_frames, optimizer)
+    abstract = jax.eval_shape(init, config.seed)
+  shardings = state_lib.state_shardings(abstract, param_specs, optimizer, mesh, rules)
+  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                          abstract, shardings)
+  batch_sharding = pipeline.batch_sharding(mesh, tuple(config.mesh.data_axes))
+  replicated = NamedSharding(mesh, PartitionSpec())
+  step = jax.jit(make_train_step(model_def, optimizer, schedule),
+                 in_shardings=(shardings, batch_sharding),
+                 out_shardings=(shardings, replicated), donate_argnums=0)
+  reconstruct = jax.jit(lambda p, b, r: model_def.merge(p).reconstruct(b, r),
+                        in_shardings=(shardings["params"], batch_sharding, replicated))
+  return Setup(mesh=mesh, rules=rules, model_def=model_def, optimizer=optimizer,
+               abstract=abstract, shardings=shardings,
+               init=jax.jit(init, out_shardings=shardings), step=step,
+               reconstruct=reconstruct)
+
+
+def _num_frames(config: ml_collections.ConfigDict) -> int:
+  if config.data.crop_frames:
+    return int(config.data.crop_frames)
+  manifest, _ = shards_lib.open_shard_set(config.data.shards)
+  return int(manifest["frames"].iloc[0])
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+  """Trains until `config.total_steps`; returns the last logged metrics."""
+  workdir_path = pathlib.Path(workdir)
+  if config.model.get("dtype") == "auto":
+    config.model.dtype = "bfloat16" if jax.default_backend() in ("gpu", "tpu") else "float32"
+  if jax.process_index() == 0:
+    workdir_path.mkdir(parents=True, exist_ok=True)
+    (workdir_path / "config.json").write_text(config.to_json_best_effort(indent=2))
+  writer = writer_lib.MetricWriter(workdir, config, config.total_steps)
+  # Preemption (SIGTERM) at any point from here on: checkpoint after the next step.
+  stop = {"signal": False}
+  previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=True))
+
+  # --- Mesh -------------------------------------------------------------------
+  mesh = sharding.make_mesh(config.mesh.axes, config.mesh.axis_type)
+  rules = tuple(tuple(r) for r in config.sharding_rules)
+  data_axes = tuple(config.mesh.data_axes)
+  writer.note(f"mesh {dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} "
+              f"device(s), {jax.process_count()} process(es)")
+
+  # --- Data -------------------------------------------------------------------
+  batches = pipeline.GlobalBatches(pipeline.make_dataset(config.data, train=True), mesh,
+                                   data_axes)
+  joints = (skeleton.JOINT_SETS[config.data.joints] if isinstance(config.data.joints, str)
+            else tuple(config.data.joints))
+  num_frames = _num_frames(config)
+
+  # --- Model and optimiser: abstract first, then created sharded ---------------
+  setup = setup_training(config, mesh, joints, num_frames)
+  abstract = setup.abstract
+  writer.note(f"model {config.model.name}: "
+              f"{state_lib.count_params(abstract['params']) / 1e6:.3f} M parameters, "
+              f"{len(joints)} joints × {num_frames} frames")
+
+  # --- Resume: checkpoint in workdir → init_from → scratch ----------------------
+  checkpointer = ckpt_lib.Checkpointer(workdir_path / "checkpoints",
+                                       every=config.checkpoint_every,
+                                       keep=config.keep_checkpoints,
+                                       use_async=config.async_checkpoint)
+  latest = checkpointer.latest_step()
+  if latest is not None:
+    state = checkpointer.restore(latest, abstract, batches.iterator)
+    writer.note(f"resumed from {checkpointer.directory} at step {latest}")
+  else:
+    state = setup.init(config.seed)
+    if config.init_from:
+      params, from_step = ckpt_lib.restore_params(config.init_from, abstract["params"])
+      state = {**state, "params": params}
+      writer.note(f"initialised params from {config.init_from} (step {from_step})")
+
+  # --- Compiled step -------------------------------------------------------------
+  batch = next(batches)
+  with sharding.use_rules(mesh, rules):
+    compiled = setup.step.lower(abstract, batch).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops_per_step = float((cost or {}).get("flops", 0.0))
+  mem = compiled.memory_analysis()
+  if mem is not None:
+    writer.note(f"compiled step: {flops_per_step / 1e9:.2f} GFLOP, per-device memory: "
+                f"arguments {mem.argument_size_in_bytes / 2**20:.1f} MiB, temporaries "
+                f"{mem.temp_size_in_bytes / 2**20:.1f} MiB, outputs "
+                f"{mem.output_size_in_bytes / 2**20:.1f} MiB")
+  peak = peak_flops_per_device(config) * jax.device_count()
+
+  # --- Loop -----------------------------------------------------------------------
+  step = int(jax.device_get(state["step"]))
+  clips = config.data.batch_size
+  tokens = clips * num_frames * len(joints)
+  last: dict[str, float] = {}
+  t_log, steps_since = time.perf_counter(), 0
+  try:
+    while step < config.total_steps:
+      state, metrics = compiled(state, batch)
+      step += 1
+      steps_since += 1
+      if step % config.log_every == 0 or step == config.total_steps:
+        metrics = jax.device_get(metrics)
+        if metrics["nonfinite"]:
+          raise FloatingPointError(
+              f"non-finite loss or gradient norm at or before step {step} "
+              f"(loss {metrics['loss']}, grad norm {metrics['grad_norm']}); the state was "
+              "not updated by that step")
+        dt = (time.perf_counter() - t_log) / steps_since
+        last = {k: float(v) for k, v in metrics.items() if k != "nonfinite"}
+        last.update(step_time_s=dt, clips_per_s=clips / dt, tokens_per_s=tokens / dt,
+                    flops_per_s=flops_per_step / dt)
+        if peak:
+          last["mfu"] = flops_per_step / dt / peak
+        writer.write(step, last)
+        t_log, steps_since = time.perf_counter(), 0
+      if config.figure_every and step % config.figure_every == 0:
+        _figure(setup, state, batch, joints, workdir_path, step, writer)
+      checkpointer.save(step, state, batches.iterator,
+                        force=step == config.total_steps)
+      if stop["signal"]:
+        checkpointer.save(step, state, batches.iterator, force=True)
+        checkpointer.wait()
+        writer.note(f"SIGTERM: checkpoint saved at step {step}; exiting")
+        raise SystemExit(128 + signal.SIGTERM)
+      if step < config.total_steps:
+        batch = next(batches)
+  finally:
+    signal.signal(signal.SIGTERM, previous_handler)
+    checkpointer.close()
+    batches.close()
+    writer.close()
+  if jax.process_index() == 0:
+    (workdir_path / "final_metrics.json").write_text(json.dumps({"step": step, **last}))
+  return last
+
+
+def _figure(setup: "Setup", state, batch, joints, workdir, step, writer) -> None:
+  """Reconstructs the batch's first example and logs the figure."""
+  with sharding.use_rules(setup.mesh, setup.rules):
+    out = setup.reconstruct(state["params"], batch, jax.random.key(step))
+  out = jax.device_get(out)
+  path = figures.reconstruction_figure(
+      np.asarray(out["target"][0]), np.asarray(out["reconstruction"][0]),
+      np.asarray(out["hidden"][0]), joints, workdir / "figures" / f"step_{step:07d}.png",
+      title=f"step {step}")
+  writer.image(step, "reconstruction", path)

@@ -1,0 +1,116 @@
+"""Train state, optimiser and the shardings of both, derived from the abstract init.
+
+The state is a plain pytree, so that `jax.jit`, Orbax and Optax all see the same
+thing:
+
+  {"params": nested dict of f32 arrays (the model's nnx.Param leaves),
+   "opt_state": Optax state over those params,
+   "step": i32[], "rng": u32[2] (raw key data: portable through checkpoints)}
+
+The model's graph (`graphdef`) and any non-parameter state stay outside it, fixed
+for the run; `merge_model(graphdef, rest, params)` rebuilds the module inside the
+jitted step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gait_jax import models, sharding
+
+State = dict[str, Any]
+
+
+def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
+  """Linear warm-up to `lr`, then cosine decay to `lr * end_lr_ratio`."""
+  warmup = min(int(cfg.warmup_steps), max(total_steps - 1, 0))
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=cfg.lr, warmup_steps=warmup,
+      decay_steps=max(total_steps, warmup + 1), end_value=cfg.lr * cfg.end_lr_ratio)
+
+
+def _decay_mask(params: Any) -> Any:
+  """Weight decay on matrices (kernels, embedding tables), not on biases or scales."""
+  return jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
+def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int
+                   ) -> optax.GradientTransformation:
+  """AdamW with warm-up + cosine, global-norm clipping and a decay mask."""
+  return optax.chain(
+      optax.clip_by_global_norm(cfg.clip_norm) if cfg.clip_norm else optax.identity(),
+      optax.adamw(make_schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2,
+                  weight_decay=cfg.weight_decay, mask=_decay_mask))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDef:
+  """What is fixed for a run: the module graph and its non-parameter state."""
+  graphdef: Any
+  rest: Any
+
+  def merge(self, params: Any) -> nnx.Module:
+    return nnx.merge(self.graphdef, nnx.State(params), self.rest)
+
+
+def build_model(config: ml_collections.ConfigDict, joints: Sequence[str], num_frames: int,
+                rng: jax.Array) -> tuple[ModelDef, Any, Any]:
+  """Builds the model; returns (ModelDef, params pure dict, logical PartitionSpecs)."""
+  model = models.build(config.model, joints, num_frames, rngs=nnx.Rngs(params=rng))
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  specs = nnx.to_pure_dict(nnx.get_partition_spec(params))
+  return ModelDef(graphdef, rest), nnx.to_pure_dict(params), specs
+
+
+def init_fn(config: ml_collections.ConfigDict, joints: Sequence[str], num_frames: int,
+            optimizer: optax.GradientTransformation) -> tuple[ModelDef, Callable, Any]:
+  """Returns (ModelDef, init(seed) -> State, logical specs of params).
+
+  The ModelDef and specs come from an abstract (eval_shape) build, so nothing is
+  allocated until `init` runs under jit with output shardings.
+  """
+  box = {}
+
+  def build(rng):
+    model_def, params, specs = build_model(config, joints, num_frames, rng)
+    box["model_def"], box["specs"] = model_def, specs
+    return params
+
+  jax.eval_shape(build, jax.random.key(0))
+
+  def init(seed: jax.Array) -> State:
+    rng = jax.random.key(seed)
+    params = build_model(config, joints, num_frames, jax.random.fold_in(rng, 0))[1]
+    return {"params": params, "opt_state": optimizer.init(params),
+            "step": jnp.zeros((), jnp.int32),
+            "rng": jax.random.key_data(jax.random.fold_in(rng, 1))}
+
+  return box["model_def"], init, box["specs"]
+
+
+def state_shardings(abstract_state: State, param_specs: Any, optimizer, mesh: Mesh,
+                    rules: sharding.Rules) -> State:
+  """NamedShardings for every leaf: params by the rules, optimiser moments like
+  their params, everything else replicated."""
+  replicated = NamedSharding(mesh, PartitionSpec())
+  is_spec = lambda x: isinstance(x, PartitionSpec)
+  param_sh = jax.tree.map(
+      lambda spec: NamedSharding(mesh, sharding.logical_to_spec(tuple(spec), rules, mesh)),
+      param_specs, is_leaf=is_spec)
+  opt_sh = optax.tree_map_params(
+      optimizer, lambda _, sh: sh, abstract_state["opt_state"], param_sh,
+      transform_non_params=lambda _: replicated)
+  return {"params": param_sh, "opt_state": opt_sh, "step": replicated, "rng": replicated}
+
+
+def count_params(params: Any) -> int:
+  return sum(int(p.size) for p in jax.tree.leaves(params))

@@ -1,0 +1,290 @@
+"""GaitMAE and MAMP: the trainer's API, exclusions, dtypes, remat, sharding names,
+and that a tiny model can fit a fixed batch."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from jax.sharding import PartitionSpec as P
+
+from gait_jax import models
+from gait_jax import skeleton
+from gait_jax.models import masking
+
+# Tiny test graphs compile several times faster without XLA's backend
+# optimisations and fusion emitters (and run a little slower).
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+JOINTS = skeleton.JOINT_SETS["default26"]
+J = len(JOINTS)
+B, T = 2, 16
+ARCHS = ("smoke", "mamp_smoke")
+
+
+def _batch(b: int = B, t: int = T, seed: int = 0) -> dict[str, jax.Array]:
+  """Smooth synthetic walking-like motion, one unobserved stretch."""
+  rng = np.random.default_rng(seed)
+  pose = rng.uniform(-0.5, 0.5, size=(b, 1, J, 3))
+  phase = rng.uniform(0, 2 * np.pi, size=(b, 1, J, 1))
+  time = np.arange(t)[None, :, None, None] / 30.0
+  xyz = pose + 0.1 * np.sin(2 * np.pi * time + phase)
+  x = np.concatenate([xyz, np.ones((b, t, J, 1))], -1).astype(np.float32)
+  x[0, 3:6, 5] = 0  # unobserved joint-frames
+  return {"skeleton": jnp.asarray(x), "joint_present": jnp.ones((b, J), jnp.float32),
+          "valid": jnp.ones((b,), bool), "clip_id": jnp.arange(b, dtype=jnp.int32)}
+
+
+def _config(preset: str, **overrides):
+  cfg = models.get_model_config(preset)
+  if cfg.name == "gaitmae":
+    cfg.depth = 1
+  cfg.update(overrides)
+  return cfg
+
+
+_INITIAL_STATES = {}
+
+
+def _build(cfg, seed: int = 0, num_frames: int = T):
+  """models.build, initialised under one jit per parameter structure.
+
+  Eager initialisation compiles every initializer for every shape (slow on CPU);
+  configs that differ only in dtype, remat, dropout or masking share the same
+  parameters, so they reuse one initial state (bit-identical to building them).
+  """
+  def make():
+    return models.build(cfg, JOINTS, num_frames, rngs=nnx.Rngs(params=seed))
+
+  graphdef, abstract = nnx.split(nnx.eval_shape(make))
+  key = (seed, jax.tree.structure(abstract),
+         tuple(x.shape for x in jax.tree.leaves(abstract)))
+  if key not in _INITIAL_STATES:
+    _INITIAL_STATES[key] = _jit(lambda: nnx.state(make()))()
+  return nnx.merge(graphdef, jax.tree.map(lambda x: x, _INITIAL_STATES[key]))
+
+
+def _jit(fn, **kwargs):
+  return jax.jit(fn, compiler_options=FAST_COMPILE, **kwargs)
+
+
+def _jit_loss(model, train: bool = True):
+  """The trainer's view: a jitted function of (param state, batch, rng)."""
+  graphdef, state = nnx.split(model)
+  return _jit(lambda s, batch, rng: nnx.merge(graphdef, s).loss(batch, rng, train=train)
+              ), state
+
+
+def test_presets_and_build_checks():
+  for preset in models.PRESETS:
+    cfg = models.get_model_config(preset)
+    assert cfg.name in ("gaitmae", "mamp") and cfg.dtype == "float32"
+  paper = models.get_model_config("paper")
+  assert (paper.depth, paper.width, paper.num_heads, paper.mlp_ratio) == (8, 128, 8, 2)
+  assert paper.temporal_pos == "rotary" and paper.num_sinks == 0 and not paper.remat
+  with pytest.raises(ValueError, match="unknown model preset"):
+    models.get_model_config("huge")
+  with pytest.raises(ValueError, match="patch_frames"):
+    _build(_config("mamp_smoke"), num_frames=15)
+  with pytest.raises(ValueError, match="unknown model"):
+    _build(_config("smoke", name="resnet"))
+
+
+@pytest.mark.parametrize("preset", ARCHS)
+def test_api_shapes_finite_loss_and_exclusions(preset):
+  cfg = _config(preset)
+  model = _build(cfg)
+  loss_fn, state = _jit_loss(model)
+  batch = _batch(b=3)
+  rng = jax.random.key(3)
+  loss, metrics = loss_fn(state, batch, rng)
+  assert loss.shape == () and loss.dtype == jnp.float32 and np.isfinite(loss)
+  assert {"loss", "position", "velocity", "hidden_fraction"} <= set(metrics)
+  for v in metrics.values():
+    assert v.shape == () and v.dtype == jnp.float32 and np.isfinite(v)
+  expected_hidden = cfg.get("mask_ratio", 4 / 6)
+  assert abs(float(metrics["hidden_fraction"]) - expected_hidden) < 0.15
+
+  # Absent joints and invalid examples do not count: wild values there (NaN
+  # included) give the same loss as zeros.
+  batch["joint_present"] = batch["joint_present"].at[:, 7].set(0)
+  batch["valid"] = jnp.array([True, False, True])
+  clean = {**batch, "skeleton": batch["skeleton"].at[:, :, 7].set(0).at[1].set(0)}
+  wild = batch["skeleton"].at[:, :, 7].set(55.0).at[1].multiply(-300.0)
+  wild = wild.at[1, 0, 0, 0].set(jnp.nan)
+  ref, ref_metrics = loss_fn(state, clean, rng)
+  got, got_metrics = loss_fn(state, {**batch, "skeleton": wild}, rng)
+  for k in ref_metrics:
+    np.testing.assert_allclose(got_metrics[k], ref_metrics[k], rtol=1e-6)
+  # ... while the valid examples do count.
+  other, _ = loss_fn(state, {**clean, "skeleton": clean["skeleton"].at[0].add(0.3)}, rng)
+  assert abs(float(other) - float(ref)) > 1e-4
+
+
+@pytest.mark.parametrize("preset", ARCHS)
+def test_reconstruct_and_encode(preset):
+  cfg = _config(preset)
+  model = _build(cfg)
+  batch = _batch()
+  leg = masking.region_ids(JOINTS) == masking.MASK_REGIONS.index("left_leg")
+  moved = batch["skeleton"].at[:, :, leg, :3].add(1.0)
+
+  @_jit
+  def run(batch, moved, rng):
+    out = model.reconstruct(batch, rng)
+    skel, present = batch["skeleton"], batch["joint_present"]
+    feats = {"last": model.encode(skel, present), "first": model.encode(skel, present, layer=0),
+             "moved": model.encode(moved, present),
+             "hide": model.encode(skel, present, hide_regions=("left_leg",)),
+             "hide_moved": model.encode(moved, present, hide_regions=("left_leg",))}
+    return out, feats
+
+  out, feats = run(batch, moved, jax.random.key(1))
+  assert out["target"].shape == out["reconstruction"].shape == (B, T, J, 3)
+  assert out["reconstruction"].dtype == jnp.float32
+  assert out["hidden"].shape == (B, T, J) and out["hidden"].dtype == jnp.bool_
+  np.testing.assert_array_equal(out["target"], batch["skeleton"][..., :3])
+
+  t_out = T // cfg.get("patch_frames", 1)
+  for v in feats.values():
+    assert v.shape == (B, t_out, J, cfg.width) and v.dtype == jnp.float32
+  # Inputs of a region hidden at encode time do not reach the features.
+  np.testing.assert_allclose(feats["hide"], feats["hide_moved"], atol=1e-6)
+  assert not np.allclose(feats["last"], feats["moved"], atol=1e-3)
+  with pytest.raises(ValueError, match="out of range"):
+    model.encode(batch["skeleton"], batch["joint_present"], layer=cfg.depth)
+
+
+@pytest.mark.parametrize("preset", ARCHS)
+def test_bfloat16_compute_with_float32_params(preset):
+  model = _build(_config(preset, dtype="bfloat16"))
+  graphdef, state = nnx.split(model)
+  batch = _batch()
+
+  @_jit
+  def run(state, batch, rng):
+    m = nnx.merge(graphdef, state)
+    loss, metrics = m.loss(batch, rng)
+    if preset == "smoke":
+      inner = m.features(masking.apply_mask(batch["skeleton"], jnp.zeros((B, T, J), bool)))
+    else:
+      inner = m.tokens(batch["skeleton"])
+    return loss, metrics, inner
+
+  loss, metrics, inner = run(state, batch, jax.random.key(0))
+  assert loss.dtype == jnp.float32 and np.isfinite(loss)
+  assert all(v.dtype == jnp.float32 for v in metrics.values())
+  assert inner.dtype == jnp.bfloat16
+  assert {x.dtype for x in jax.tree.leaves(state)} == {jnp.dtype(jnp.float32)}
+
+
+def _loss_and_grads(model, batch, rng):
+  graphdef, state = nnx.split(model)
+
+  def f(s):
+    return nnx.merge(graphdef, s).loss(batch, rng, train=True)[0]
+
+  return _jit(jax.value_and_grad(f))(state)
+
+
+@pytest.mark.parametrize("preset", ARCHS)
+def test_remat_gives_the_same_loss_and_gradients(preset):
+  batch, rng = _batch(), jax.random.key(5)
+  ref_loss, ref_grads = _loss_and_grads(_build(_config(preset, dropout=0.1)), batch, rng)
+  loss, grads = _loss_and_grads(_build(_config(preset, dropout=0.1, remat=True)), batch, rng)
+  np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               grads, ref_grads)
+  assert any(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grads))
+
+
+@pytest.mark.parametrize("temporal_pos, sinks", [("learned", 0), ("rotary", 2)])
+def test_temporal_positions_and_sinks(temporal_pos, sinks):
+  model = _build(_config("smoke", temporal_pos=temporal_pos, num_sinks=sinks))
+  names = {"/".join(map(str, path)) for path, _ in nnx.to_flat_state(nnx.state(model))}
+  assert any("temporal_embed" in n for n in names) == (temporal_pos == "learned")
+  assert any(n.endswith("sinks") for n in names) == (sinks > 0)
+  x = masking.apply_mask(_batch()["skeleton"], jnp.zeros((B, T, J), bool))
+  y, y_rev = _jit(lambda x: (model(x), model(x[:, ::-1])[:, ::-1]))(x)
+  assert y.shape == (B, T, J, 3) and np.isfinite(y).all()
+  # Frame order matters to the model: the position signal reaches it.
+  assert not np.allclose(y, y_rev, atol=1e-5)
+  if temporal_pos == "learned":
+    with pytest.raises(ValueError, match="learned temporal embedding"):
+      jax.eval_shape(model, jnp.zeros((B, 2 * T, J, 5)))
+
+
+@pytest.mark.parametrize("preset", ARCHS)
+def test_parameters_carry_logical_axis_names(preset):
+  model = _build(_config(preset))
+  specs = nnx.get_partition_spec(nnx.state(model, nnx.Param))
+  flat = {"/".join(map(str, k)): v.get_value() for k, v in nnx.to_flat_state(specs)}
+  params = {"/".join(map(str, k)): v for k, v in nnx.to_flat_state(nnx.state(model))}
+  assert flat.keys() == params.keys()
+  logical = {"embed", "mlp", "heads", "kv", "joints", "frames"}
+  used = set()
+  for name, spec in flat.items():
+    assert isinstance(spec, P) and len(spec) == params[name].ndim, name
+    assert set(spec) - {None} <= logical, (name, spec)
+    used |= set(spec) - {None}
+  expected = logical if preset == "mamp_smoke" else logical - {"frames"}  # rotary
+  assert used == expected
+  if preset == "smoke":
+    assert flat["embed_kernel"] == P("joints", None, "embed")
+    assert flat["layers/0/st_temporal/attn/qkv_kernel"] == P("embed", None, "heads", "kv")
+    assert flat["layers/0/ts_spatial/mlp/fc1/kernel"] == P("embed", "mlp")
+
+
+def _overfit(preset: str, steps: int, lr: float, **overrides) -> tuple[float, float]:
+  """Trains on one fixed batch and masking key, the way the trainer steps."""
+  model = _build(_config(preset, **overrides))
+  graphdef, state = nnx.split(model)
+  opt = optax.adamw(lr, weight_decay=0.0)
+  opt_state = opt.init(state)
+  batch, rng = _batch(), jax.random.key(7)
+
+  @_jit
+  def step(state, opt_state, batch, rng):
+    def loss_fn(s):
+      return nnx.merge(graphdef, s).loss(batch, rng, train=True)
+
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state)
+    updates, opt_state = opt.update(grads, opt_state, state)
+    return optax.apply_updates(state, updates), opt_state, metrics
+
+  losses = []
+  for _ in range(steps):
+    state, opt_state, metrics = step(state, opt_state, batch, rng)
+    losses.append(metrics["loss"])
+  return float(losses[0]), float(losses[-1])
+
+
+@pytest.mark.parametrize("preset, overrides", [
+    ("smoke", {"masking": {"noise_std": 0.0}}),
+    ("mamp_smoke", {"mask_ratio": 0.5}),
+])
+def test_tiny_model_overfits_a_fixed_batch(preset, overrides):
+  first, last = _overfit(preset, steps=150, lr=1e-2, **overrides)
+  assert last < first / 5, (first, last)
+
+
+def test_mamp_encoder_sees_only_visible_tokens():
+  cfg = _config("mamp_smoke")
+  model = _build(cfg)
+  batch = _batch()
+  p = cfg.patch_frames
+  n = (T // p) * J
+  keep, _, hidden = masking.split_tokens(jax.random.key(0), B, n, cfg.mask_ratio)
+  assert keep.shape == (B, masking.num_visible(n, cfg.mask_ratio))
+  # Scramble every hidden token's frames: the encoder output does not move ...
+  tok_hidden = np.asarray(hidden).reshape(B, T // p, 1, J).repeat(p, axis=2)
+  scrambled = jnp.where(jnp.asarray(tok_hidden.reshape(B, T, J))[..., None], 9.0,
+                        batch["skeleton"])
+  # ... while moving one visible token's frame does.
+  n0 = int(keep[0, 0])
+  moved = batch["skeleton"].at[0, (n0 // J) * p, n0 % J, :3].add(0.5)
+  encode = jax.vmap(model.encode_visible, in_axes=(0, None))
+  ref, same, diff = _jit(encode)(jnp.stack([batch["skeleton"], scrambled, moved]), keep)
+  assert ref.shape == (B, keep.shape[1], cfg.width)
+  np.testing.assert_allclose(same, ref, atol=1e-6)
+  assert not np.allclose(diff, ref, atol=1e-5)

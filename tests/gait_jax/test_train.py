@@ -1,0 +1,190 @@
+"""The trainer: meshes and FSDP, no recompilation, resume after SIGKILL, SIGTERM, W&B, sweeps."""
+
+import json
+import os
+import shlex
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import chex
+import jax
+import numpy as np
+
+from gait_jax import sharding, skeleton
+from gait_jax.data import pipeline
+from gait_jax.train import pretrain
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+GAITMAE = str(ROOT / "experiments" / "pretrain_gaitmae.py")
+
+
+def _load_config(path: str, arg: str, **overrides):
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  spec = importlib.util.spec_from_file_location("exp", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(arg)
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+def _fixed_batch(config) -> dict[str, np.ndarray]:
+  dataset = pipeline.make_dataset(config.data, train=True, process_index=0, process_count=1)
+  return next(iter(dataset))
+
+
+def _one_step(config, mesh_axes, batch_np):
+  """Loss and grad norm of one step on a mesh, the state after it, its shardings."""
+  config.mesh.axes = mesh_axes
+  mesh = sharding.make_mesh(mesh_axes, devices=jax.devices()[:np.prod([s for _, s in mesh_axes])])
+  setup = pretrain.setup_training(config, mesh, skeleton.JOINT_SETS[config.data.joints],
+                                  config.data.crop_frames)
+  batch = pipeline.to_global(batch_np, pipeline.batch_sharding(mesh, config.mesh.data_axes))
+  with sharding.use_rules(mesh, setup.rules):
+    state, metrics = setup.step(setup.init(0), batch)
+  return float(metrics["loss"]), float(metrics["grad_norm"]), state, setup.shardings
+
+
+def test_same_loss_on_every_mesh_and_fsdp_shards_parameters(tiny_shards):
+  config = _load_config(GAITMAE, "smoke", **{"data.shards": str(tiny_shards)})
+  batch = _fixed_batch(config)
+  results = {}
+  for axes in [(("data", 1), ("fsdp", 1), ("tensor", 1)),
+               (("data", 8), ("fsdp", 1), ("tensor", 1)),
+               (("data", 4), ("fsdp", 2), ("tensor", 1)),
+               (("data", 2), ("fsdp", 2), ("tensor", 2))]:
+    loss, gnorm, state, shardings = _one_step(config, axes, batch)
+    results[axes] = (loss, gnorm)
+    if dict(axes)["fsdp"] > 1:
+      # FSDP: every matrix with an "embed" dimension is split over fsdp, and each
+      # device holds only its slice (parameters and Adam moments alike).
+      specs = [s.spec for s in jax.tree.leaves(shardings["params"])]
+      assert any("fsdp" in str(spec) for spec in specs)
+      sharded = [p for p in jax.tree.leaves(state["params"]) if "fsdp" in str(p.sharding.spec)]
+      assert sharded
+      for p in sharded:
+        assert p.addressable_shards[0].data.size < p.size
+      mu = jax.tree.leaves(state["opt_state"])
+      assert any("fsdp" in str(getattr(m, "sharding", None) and m.sharding.spec) for m in mu)
+  assert len(results) == 4
+  losses = np.array([v[0] for v in results.values()])
+  gnorms = np.array([v[1] for v in results.values()])
+  np.testing.assert_allclose(losses, losses[0], rtol=1e-5)
+  np.testing.assert_allclose(gnorms, gnorms[0], rtol=1e-4)
+
+
+def test_step_is_traced_once_across_batches(tiny_shards, monkeypatch):
+  config = _load_config(GAITMAE, "smoke", **{"data.shards": str(tiny_shards)})
+  mesh = sharding.make_mesh(config.mesh.axes)
+  # Count traces of the very step function the trainer jits.
+  make = pretrain.make_train_step
+  monkeypatch.setattr(pretrain, "make_train_step",
+                      lambda *a: chex.assert_max_traces(make(*a), n=1))
+  setup = pretrain.setup_training(config, mesh, skeleton.JOINT_SETS[config.data.joints],
+                                  config.data.crop_frames)
+  batches = pipeline.GlobalBatches(pipeline.make_dataset(config.data, train=True), mesh,
+                                   config.mesh.data_axes)
+  state = setup.init(0)
+  with sharding.use_rules(mesh, setup.rules):
+    for _ in range(3):
+      state, metrics = setup.step(state, next(batches))
+  batches.close()
+  assert int(state["step"]) == 3 and np.isfinite(float(metrics["loss"]))
+
+
+def _train_cmd(workdir, shards, steps, every, extra=()):
+  return [sys.executable, "-m", "gait_jax.main", "--config", f"{GAITMAE}:smoke",
+          "--workdir", str(workdir), f"--config.data.shards={shards}",
+          f"--config.total_steps={steps}", f"--config.checkpoint_every={every}",
+          "--config.log_every=1", *extra]
+
+
+def _losses(workdir) -> dict[int, float]:
+  lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
+  return {r["step"]: r["loss"] for r in map(json.loads, lines)}
+
+
+def _env(**kw):
+  return {**os.environ, "WANDB_MODE": "disabled", **kw}
+
+
+def test_sigkill_and_resume_reproduce_the_uninterrupted_run(tiny_shards, tmp_path):
+  steps = 12
+  full = tmp_path / "full"
+  subprocess.run(_train_cmd(full, tiny_shards, steps, 4), check=True, env=_env(),
+                 capture_output=True, timeout=600)
+  reference = _losses(full)
+  assert sorted(reference) == list(range(1, steps + 1))
+
+  killed = tmp_path / "killed"
+  cmd = _train_cmd(killed, tiny_shards, steps, 4, ["--config.async_checkpoint=False"])
+  proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while time.time() < deadline:  # kill as soon as the step-8 checkpoint is on disk
+    done = sorted(int(p.name) for p in (killed / "checkpoints").glob("*")
+                  if p.name.isdigit()) if (killed / "checkpoints").is_dir() else []
+    if done and done[-1] >= 8:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  subprocess.run(cmd, check=True, env=_env(), capture_output=True, timeout=600)
+  resumed = _losses(killed)  # both attempts appended; later lines win
+  for step in range(9, steps + 1):
+    assert resumed[step] == reference[step], (step, resumed[step], reference[step])
+
+
+def test_sigterm_saves_a_checkpoint(tiny_shards, tmp_path):
+  workdir = tmp_path / "run"
+  proc = subprocess.Popen(_train_cmd(workdir, tiny_shards, 10_000, 10_000), env=_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  deadline = time.time() + 300
+  metrics = workdir / "metrics.jsonl"
+  while time.time() < deadline and not (metrics.is_file() and metrics.read_text()):
+    time.sleep(0.1)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 128 + signal.SIGTERM, out
+  steps = [int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()]
+  assert steps and max(steps) >= 1
+  assert "SIGTERM: checkpoint saved" in out
+
+
+def test_wandb_offline_run_has_the_logged_keys(tiny_shards, tmp_path):
+  workdir = tmp_path / "run"
+  subprocess.run(_train_cmd(workdir, tiny_shards, 3, 3), check=True,
+                 env=_env(WANDB_MODE="offline"), capture_output=True, timeout=600)
+  runs = list((workdir / "wandb").glob("offline-run-*"))
+  assert len(runs) == 1
+  run_id = (workdir / "wandb_run_id").read_text().strip()
+  assert runs[0].name.endswith(run_id)
+  blob = b"".join(p.read_bytes() for p in runs[0].rglob("*.wandb"))
+  for key in (b"loss", b"grad_norm", b"lr", b"clips_per_s", b"tokens_per_s", b"flops_per_s",
+              b"step_time_s"):
+    assert key in blob, key
+
+
+def test_sweep_expands_into_commands():
+  proc = subprocess.run([sys.executable, str(ROOT / "launch" / "sweep.py"), f"{GAITMAE}:small",
+                         "--root", "runs/s", "--", "--config.data.shards=X"],
+                        capture_output=True, text=True, check=True)
+  lines = proc.stdout.strip().splitlines()
+  assert len(lines) == 12
+  assert len(set(lines)) == 12
+  first = lines[0]
+  assert "--config.model.masking.regions_hidden=3" in first
+  assert "--config.model.depth=2" in first
+  assert "--config.model.masking.always_hide=()" in first
+  assert first.endswith("--config.data.shards=X")
+  args = [shlex.split(line) for line in lines]
+  assert sum("--config.model.masking.always_hide=('left_leg','right_leg',)" in a
+             for a in args) == 6
+  assert args[0][:4] == ["python", "-m", "gait_jax.main", "--config"]
