@@ -25,7 +25,8 @@ import time
 SHAPES = {
     # name: (model preset, batch, frames, remat)
     "smoke": ("smoke", 8, 32, False),
-    "small": ("small", 8, 300, False),
+    "small": ("small", 8, 90, False),
+    "small_t300": ("small", 8, 300, False),
     "paper": ("paper", 1, 900, False),
     "paper_remat": ("paper", 1, 900, True),
     "paper_b8": ("paper", 8, 900, True),

@@ -6,7 +6,7 @@ r"""Pretrain the dual-stream spatiotemporal masked autoencoder (the published de
 Variants (the argument after ":"):
   paper  depth 8, width 128, 8 heads, MLP ratio 2, full 900-frame clips (30 s),
          26 joints, batch 8, rematerialised blocks, bf16 compute on GPU/TPU.
-  small  a CPU-sized model over 10 s crops; a few minutes on 2 cores.
+  small  a CPU-sized model over 3 s crops; about 4 minutes on 2 cores.
   smoke  a tiny model for tests: a handful of steps over 32-frame crops.
 Append ",key=value" for variant options, e.g. ":paper,dtype=float32".
 Sweeps: `python launch/sweep.py experiments/pretrain_gaitmae.py:small --root runs/sweep`.
@@ -39,14 +39,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.figure_every = 5000
     c.checkpoint_every = 2000
   elif variant == "small":
-    c.data.crop_frames = 300
+    c.data.crop_frames = 90
     c.data.batch_size = 8
-    c.optim.lr = 1e-3
-    c.optim.warmup_steps = 30
-    c.total_steps = 300
+    c.optim.lr = 2e-3
+    c.optim.warmup_steps = 10
+    c.total_steps = 100
     c.log_every = 10
-    c.figure_every = 100
-    c.checkpoint_every = 100
+    c.figure_every = 50
+    c.checkpoint_every = 50
   elif variant == "smoke":
     c.data.crop_frames = 32
     c.data.batch_size = 8

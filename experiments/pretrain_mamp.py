@@ -32,12 +32,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.figure_every = 5000
     c.checkpoint_every = 2000
   elif variant == "small":
-    c.data.crop_frames = 300
+    c.data.crop_frames = 96
     c.data.batch_size = 16
-    c.optim.warmup_steps = 30
-    c.total_steps = 300
-    c.figure_every = 100
-    c.checkpoint_every = 100
+    c.optim.lr = 2e-3
+    c.optim.warmup_steps = 10
+    c.total_steps = 100
+    c.figure_every = 50
+    c.checkpoint_every = 50
   elif variant == "smoke":
     c.data.crop_frames = 32
     c.data.batch_size = 8

@@ -55,12 +55,12 @@ class DualStreamLayer(nnx.Module):
 
   def __init__(self, width: int, num_heads: int, mlp_ratio: float, *, num_sinks: int,
                rotary: bool, dropout_rate: float, dtype: jnp.dtype,
-               attention_impl: str | None, rngs: nnx.Rngs):
+               attention_impl: str | None, query_chunk: int, rngs: nnx.Rngs):
     def block(temporal: bool) -> layers.TransformerBlock:
       return layers.TransformerBlock(
           width, num_heads, mlp_ratio, num_sinks=num_sinks,
           use_rotary=rotary and temporal, dropout_rate=dropout_rate, dtype=dtype,
-          attention_impl=attention_impl, rngs=rngs)
+          attention_impl=attention_impl, query_chunk=query_chunk, rngs=rngs)
     self.dtype = dtype
     self.st_spatial = block(temporal=False)
     self.st_temporal = block(temporal=True)
@@ -142,7 +142,8 @@ class GaitMAE(nnx.Module):
                         num_sinks=int(cfg.num_sinks),
                         rotary=self.temporal_pos == "rotary",
                         dropout_rate=float(cfg.dropout), dtype=dtype,
-                        attention_impl=impl, rngs=rngs)
+                        attention_impl=impl, query_chunk=int(cfg.attention_chunk),
+                        rngs=rngs)
         for _ in range(int(cfg.depth))])
     self.norm = layers.layer_norm(width, dtype=dtype, rngs=rngs)
     self.head = layers.dense(width, 3, ("embed", None), dtype=dtype, rngs=rngs)

@@ -100,7 +100,8 @@ class Attention(nnx.Module):
 
   def __init__(self, width: int, num_heads: int, *, num_sinks: int = 0,
                use_rotary: bool = False, dtype: jnp.dtype = jnp.float32,
-               attention_impl: str | None = None, rngs: nnx.Rngs):
+               attention_impl: str | None = None, query_chunk: int = 0,
+               rngs: nnx.Rngs):
     if width % num_heads:
       raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
     head_dim = width // num_heads
@@ -110,6 +111,7 @@ class Attention(nnx.Module):
     self.use_rotary = use_rotary
     self.dtype = dtype
     self.attention_impl = attention_impl
+    self.query_chunk = query_chunk
     # qkv as one [D, 3, H, K] kernel: one matmul, heads stay a named axis.
     self.qkv_kernel = make_param(rngs, KERNEL_INIT, (width, 3, num_heads, head_dim),
                                  ("embed", None, "heads", "kv"))
@@ -139,9 +141,32 @@ class Attention(nnx.Module):
       sink_kv = jnp.broadcast_to(sink_kv[None], (x.shape[0],) + sink_kv.shape)
       k = jnp.concatenate([sink_kv[:, :, 0], k], axis=1)
       v = jnp.concatenate([sink_kv[:, :, 1], v], axis=1)
-    out = jax.nn.dot_product_attention(q, k, v, implementation=self.attention_impl)
+    out = attention(q, k, v, implementation=self.attention_impl,
+                    query_chunk=self.query_chunk)
     out = jnp.einsum("blhk,hkd->bld", out, self.out_kernel[...].astype(dtype))
     return out + self.out_bias[...].astype(dtype)
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
+              implementation: str | None = None, query_chunk: int = 0) -> jax.Array:
+  """`jax.nn.dot_product_attention` over [B', L, H, K], optionally by query chunks.
+
+  With `query_chunk` > 0 and L > query_chunk, queries go through `lax.map` in
+  chunks under `jax.checkpoint`: the backward pass recomputes each chunk's
+  [B', H, chunk, S] logits instead of keeping all [B', H, L, S], so attention
+  memory grows linearly with L (what a flash-attention kernel does in one
+  fusion). The result is the same up to float rounding.
+  """
+  length = q.shape[1]
+  if not query_chunk or length <= query_chunk:
+    return jax.nn.dot_product_attention(q, k, v, implementation=implementation)
+  n = -(-length // query_chunk)
+  padded = jnp.pad(q, ((0, 0), (0, n * query_chunk - length), (0, 0), (0, 0)))
+  chunks = padded.reshape(q.shape[0], n, query_chunk, *q.shape[2:]).swapaxes(0, 1)
+  one = jax.checkpoint(
+      lambda qi: jax.nn.dot_product_attention(qi, k, v, implementation=implementation))
+  out = jax.lax.map(one, chunks).swapaxes(0, 1)
+  return out.reshape(q.shape[0], n * query_chunk, *q.shape[2:])[:, :length]
 
 
 class Mlp(nnx.Module):
@@ -161,11 +186,12 @@ class TransformerBlock(nnx.Module):
   def __init__(self, width: int, num_heads: int, mlp_ratio: float, *,
                num_sinks: int = 0, use_rotary: bool = False, dropout_rate: float = 0.0,
                dtype: jnp.dtype = jnp.float32, attention_impl: str | None = None,
-               rngs: nnx.Rngs):
+               query_chunk: int = 0, rngs: nnx.Rngs):
     self.dropout_rate = dropout_rate
     self.norm1 = layer_norm(width, dtype=dtype, rngs=rngs)
     self.attn = Attention(width, num_heads, num_sinks=num_sinks, use_rotary=use_rotary,
-                          dtype=dtype, attention_impl=attention_impl, rngs=rngs)
+                          dtype=dtype, attention_impl=attention_impl,
+                          query_chunk=query_chunk, rngs=rngs)
     self.norm2 = layer_norm(width, dtype=dtype, rngs=rngs)
     self.mlp = Mlp(width, int(round(width * mlp_ratio)), dtype=dtype, rngs=rngs)
 

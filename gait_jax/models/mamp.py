@@ -81,7 +81,8 @@ class Mamp(nnx.Module):
       return nnx.List([
           layers.TransformerBlock(w, heads, float(cfg.mlp_ratio),
                                   dropout_rate=float(cfg.dropout), dtype=dtype,
-                                  attention_impl=impl, rngs=rngs)
+                                  attention_impl=impl,
+                                  query_chunk=int(cfg.attention_chunk), rngs=rngs)
           for _ in range(depth)])
 
     def embedding(shape: tuple[int, int], names: tuple[str, str]) -> nnx.Param:

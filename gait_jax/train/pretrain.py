@@ -227,6 +227,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     writer.close()
   if jax.process_index() == 0:
     (workdir_path / "final_metrics.json").write_text(json.dumps({"step": step, **last}))
+    history = [json.loads(line) for line in
+               (workdir_path / "metrics.jsonl").read_text().splitlines()]
+    if len(history) > 1:
+      print(f"loss: {history[0]['loss']:.4f} at step {history[0]['step']} → "
+            f"{history[-1]['loss']:.4f} at step {history[-1]['step']}", flush=True)
   return last
 
 

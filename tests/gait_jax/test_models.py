@@ -288,3 +288,19 @@ def test_mamp_encoder_sees_only_visible_tokens():
   assert ref.shape == (B, keep.shape[1], cfg.width)
   np.testing.assert_allclose(same, ref, atol=1e-6)
   assert not np.allclose(diff, ref, atol=1e-5)
+
+
+def test_chunked_attention_matches_one_pass_values_and_gradients():
+  from gait_jax.models import layers  # pylint: disable=import-outside-toplevel
+  keys = jax.random.split(jax.random.key(0), 3)
+  q, k, v = (jax.random.normal(key, (3, 70, 2, 8)) for key in keys)
+
+  def total(q, k, v, chunk):
+    return (layers.attention(q, k, v, query_chunk=chunk) ** 2).sum()
+
+  full = jax.value_and_grad(total, argnums=(0, 1, 2))(q, k, v, 0)
+  for chunk in (16, 35, 69):  # uneven, exact divisor, one short
+    value, grads = jax.value_and_grad(total, argnums=(0, 1, 2))(q, k, v, chunk)
+    np.testing.assert_allclose(value, full[0], rtol=1e-5)
+    for g, g_full in zip(grads, full[1]):
+      np.testing.assert_allclose(g, g_full, rtol=1e-4, atol=1e-5)
