@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file[:variant]",
@@ -34,6 +34,8 @@ def _multi_process_environment() -> bool:
 
 def main(argv) -> None:
   del argv
+  if not flags.FLAGS["verbosity"].present:  # Orbax logs every file at INFO
+    logging.set_verbosity(logging.WARNING)
   import jax  # pylint: disable=import-outside-toplevel
   if _multi_process_environment():
     jax.distributed.initialize()

@@ -188,14 +188,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   clips = config.data.batch_size
   tokens = clips * num_frames * len(joints)
   last: dict[str, float] = {}
-  t_log, steps_since = time.perf_counter(), 0
+  t_log, steps_since, window = time.perf_counter(), 0, None
   try:
     while step < config.total_steps:
       state, metrics = compiled(state, batch)
       step += 1
       steps_since += 1
+      # Metrics are averaged over the logging window on device (no per-step sync).
+      window = metrics if window is None else jax.tree.map(jnp.add, window, metrics)
       if step % config.log_every == 0 or step == config.total_steps:
-        metrics = jax.device_get(metrics)
+        metrics = jax.tree.map(lambda x: x / steps_since, jax.device_get(window))
+        window = None
         if metrics["nonfinite"]:
           raise FloatingPointError(
               f"non-finite loss or gradient norm at or before step {step} "

@@ -83,7 +83,7 @@ class MetricWriter:
       parts.append(f"{record['clips_per_s']:.2f} clips/s")
     if "mfu" in record:
       parts.append(f"MFU {record['mfu']:.1%}")
-    parts.append(f"eta {_fmt_duration(eta)}")
+    parts.append(f"eta {_fmt_duration(eta)}" if step > s0 else "eta -")
     print(" | ".join(parts), flush=True)
 
   def image(self, step: int, key: str, path: pathlib.Path) -> None:
