@@ -66,6 +66,55 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+VARIANTS = ("paper", "small", "smoke")
+
+
+def variant_config(variant: str) -> ml_collections.ConfigDict:
+  """`base_config()` with the run length, data shape and logging of a variant:
+
+    paper  the prepared 900-frame clips, 100k steps, bf16 on GPU/TPU ("auto")
+    small  3 s crops, 100 steps: minutes on a 2-core CPU
+    smoke  32-frame crops, 6 steps, a checkpoint every 2: for tests
+  Experiment files then set their model and what differs (batch size, lr, ...).
+  """
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+  c = base_config()
+  c.data.joints = "default26"
+  c.data.batch_size = 8
+  if variant == "paper":
+    c.data.crop_frames = 0
+    c.data.worker_count = 2
+    c.optim.warmup_steps = 2000
+    c.total_steps = 100_000
+    c.log_every = 50
+    c.figure_every = 5000
+    c.checkpoint_every = 2000
+  elif variant == "small":
+    c.data.crop_frames = 90
+    c.optim.lr = 2e-3
+    c.optim.warmup_steps = 10
+    c.total_steps = 100
+    c.figure_every = 50
+    c.checkpoint_every = 50
+  else:
+    c.data.crop_frames = 32
+    c.data.read_threads = 1
+    c.data.prefetch = 1
+    c.optim.warmup_steps = 2
+    c.total_steps = 6
+    c.log_every = 1
+    c.checkpoint_every = 2
+  c.wandb.tags = (variant,)
+  return c
+
+
+def model_dtype(variant: str, extras: dict[str, str]) -> str:
+  """"auto" (bf16 on GPU/TPU, f32 on CPU; resolved by the trainer once the
+  distributed runtime is up) for paper runs, f32 otherwise; ",dtype=..." wins."""
+  return extras.get("dtype", "auto" if variant == "paper" else "float32")
+
+
 def parse_arg(arg: str | None, default: str) -> tuple[str, dict[str, str]]:
   """'small' or 'small,key=value' → ('small', {'key': 'value'})."""
   parts = [p for p in (arg or default).split(",") if p]

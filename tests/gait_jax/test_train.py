@@ -188,3 +188,15 @@ def test_sweep_expands_into_commands():
   assert sum("--config.model.masking.always_hide=('left_leg','right_leg',)" in a
              for a in args) == 6
   assert args[0][:4] == ["python", "-m", "gait_jax.main", "--config"]
+
+
+def test_mamp_trains_through_the_same_contract(tiny_shards, tmp_path):
+  workdir = tmp_path / "mamp"
+  cmd = [sys.executable, "-m", "gait_jax.main", "--config",
+         str(ROOT / "experiments" / "pretrain_mamp.py") + ":smoke", "--workdir", str(workdir),
+         f"--config.data.shards={tiny_shards}", "--config.total_steps=3",
+         "--config.checkpoint_every=3", "--config.mesh.axes=(('data', 4), ('fsdp', 2), ('tensor', 1))"]
+  subprocess.run(cmd, check=True, env=_env(), capture_output=True, timeout=600)
+  losses = _losses(workdir)
+  assert sorted(losses) == [1, 2, 3] and all(np.isfinite(v) for v in losses.values())
+  assert (workdir / "checkpoints" / "3").is_dir()
