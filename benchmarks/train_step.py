@@ -3,9 +3,12 @@
   .venv/bin/python benchmarks/train_step.py [--shapes smoke,small,paper,paper_b8]
       [--steps 5] [--dtype float32|bfloat16] [--peak-tflops N]
 
+--steps 0 compiles only: FLOPs and XLA's memory analysis, no timing.
+
 Each shape runs in its own subprocess (so peak RSS is per shape) on a one-device
 mesh with random batches: the jitted, donated train step of the trainer, compiled
-ahead. FLOPs per step come from XLA's cost analysis of the compiled step. The
+ahead. FLOPs per step are model FLOPs counted from the architecture
+(`gait_jax.models.flops`; remat's recomputation not included). The
 reference — dense f32 matmul GFLOP/s on this machine — is measured in the same
 run, so "ratio" is the fraction of this machine's matmul speed the step reaches.
 On a GPU, MFU is reported against --peak-tflops (default: the device's bf16
@@ -50,6 +53,7 @@ def run_one(shape: str, steps: int, dtype: str) -> dict:
   import jax
   import numpy as np
   from gait_jax import models, sharding, skeleton
+  from gait_jax.models import flops as flops_lib
   from gait_jax.train import config as train_config
   from gait_jax.train import pretrain
 
@@ -72,10 +76,18 @@ def run_one(shape: str, steps: int, dtype: str) -> dict:
   with sharding.use_rules(mesh, setup.rules):
     compiled = setup.step.lower(setup.abstract, batch).compile()
   compile_s = time.perf_counter() - t
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get("flops", 0.0))
+  flops = flops_lib.train_flops(config.model, len(joints), frames, batch_size)
   mem = compiled.memory_analysis()
+  memory = {"temp_gib": (mem.temp_size_in_bytes / 2**30) if mem else float("nan"),
+            "args_gib": (mem.argument_size_in_bytes / 2**30) if mem else float("nan")}
+  common = {"shape": shape, "batch": batch_size, "frames": frames, "remat": remat,
+            "dtype": dtype, "device": jax.devices()[0].device_kind, "compile_s": compile_s,
+            "gflop_per_step": flops / 1e9, **memory}
+  if not steps:  # compile only: memory and FLOPs, no timing
+    nan = float("nan")
+    return {**common, "step_s": nan, "clips_per_s": nan, "tokens_per_s": nan, "gflops": nan,
+            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "loss": nan}
   state = setup.init(0)
   state, metrics = compiled(state, batch)  # warm-up
   jax.block_until_ready(metrics)
@@ -85,12 +97,8 @@ def run_one(shape: str, steps: int, dtype: str) -> dict:
   jax.block_until_ready(metrics)
   dt = (time.perf_counter() - t) / steps
   return {
-      "shape": shape, "batch": batch_size, "frames": frames, "remat": remat, "dtype": dtype,
-      "device": jax.devices()[0].device_kind, "compile_s": compile_s, "step_s": dt,
-      "clips_per_s": batch_size / dt, "tokens_per_s": batch_size * frames * len(joints) / dt,
-      "gflop_per_step": flops / 1e9, "gflops": flops / dt / 1e9,
-      "temp_gib": (mem.temp_size_in_bytes / 2**30) if mem else float("nan"),
-      "args_gib": (mem.argument_size_in_bytes / 2**30) if mem else float("nan"),
+      **common, "step_s": dt, "clips_per_s": batch_size / dt,
+      "tokens_per_s": batch_size * frames * len(joints) / dt, "gflops": flops / dt / 1e9,
       "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
       "loss": float(metrics["loss"]),
   }

@@ -37,10 +37,11 @@ def _common(c: ml_collections.ConfigDict) -> None:
   # jax.nn.dot_product_attention implementation: "" (None: JAX picks; today XLA),
   # "xla" or "cudnn" (GPU only; needs head dim a multiple of 8).
   c.attention_impl = ""
-  # Queries per attention chunk for long sequences (0 = one pass). Chunks keep
-  # attention memory linear in sequence length on backends without a fused
-  # kernel (CPU, or XLA on GPU); set 0 with attention_impl "cudnn".
-  c.attention_chunk = 256
+  # Most attention logits computed at once (0 = all in one pass). Larger
+  # attentions run a few (sequence, head) pairs at a time under remat: memory
+  # linear in batch size and a cache-sized working set, on backends without a
+  # fused kernel (CPU, XLA on GPU). Ignored with attention_impl "cudnn".
+  c.attention_block = 1 << 20
 
 
 def _gaitmae(depth: int, width: int, heads: int, mlp_ratio: float) -> ml_collections.ConfigDict:

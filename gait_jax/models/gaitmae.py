@@ -10,7 +10,9 @@ and flagged (see `masking`).
 
 Shapes: B examples, T frames, J joints, D = cfg.width; the residual stream stays
 [B, T, J, D] and is sharding-constrained as ("batch", "frames", "joints",
-"embed") between layers.
+"embed") between layers. The layers' parameters are stacked (leading logical
+axis "layers") and applied with `lax.scan`, each layer under remat when
+cfg.remat.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class MaskingSpec:
                float(c.noise_std), tuple(c.always_hide))
 
 
-def _fold(rng: jax.Array | None, i: int) -> jax.Array | None:
+def _fold(rng: jax.Array | None, i: int | jax.Array) -> jax.Array | None:
   return None if rng is None else jax.random.fold_in(rng, i)
 
 
@@ -55,12 +57,12 @@ class DualStreamLayer(nnx.Module):
 
   def __init__(self, width: int, num_heads: int, mlp_ratio: float, *, num_sinks: int,
                rotary: bool, dropout_rate: float, dtype: jnp.dtype,
-               attention_impl: str | None, query_chunk: int, rngs: nnx.Rngs):
+               attention_impl: str | None, attention_block: int, rngs: nnx.Rngs):
     def block(temporal: bool) -> layers.TransformerBlock:
       return layers.TransformerBlock(
           width, num_heads, mlp_ratio, num_sinks=num_sinks,
           use_rotary=rotary and temporal, dropout_rate=dropout_rate, dtype=dtype,
-          attention_impl=attention_impl, query_chunk=query_chunk, rngs=rngs)
+          attention_impl=attention_impl, attention_block=attention_block, rngs=rngs)
     self.dtype = dtype
     self.st_spatial = block(temporal=False)
     self.st_temporal = block(temporal=True)
@@ -96,13 +98,6 @@ class DualStreamLayer(nnx.Module):
     return alpha[..., :1] * st + alpha[..., 1:] * ts
 
 
-def _apply_layer(layer: DualStreamLayer, x: jax.Array, rng: jax.Array | None) -> jax.Array:
-  return layer(x, rng)
-
-
-_apply_layer_remat = nnx.remat(_apply_layer)
-
-
 class GaitMAE(nnx.Module):
   """Masked-reconstruction GaitMAE; see the module docstring and `models.build`."""
 
@@ -136,15 +131,22 @@ class GaitMAE(nnx.Module):
     if self.temporal_pos == "learned":
       self.temporal_embed = layers.make_param(
           rngs, layers.KERNEL_INIT, (self.num_frames, width), ("frames", "embed"))
-    impl = cfg.attention_impl or None
-    self.layers = nnx.List([
-        DualStreamLayer(width, int(cfg.num_heads), float(cfg.mlp_ratio),
-                        num_sinks=int(cfg.num_sinks),
-                        rotary=self.temporal_pos == "rotary",
-                        dropout_rate=float(cfg.dropout), dtype=dtype,
-                        attention_impl=impl, query_chunk=int(cfg.attention_chunk),
-                        rngs=rngs)
-        for _ in range(int(cfg.depth))])
+    self.depth = int(cfg.depth)
+
+    # The layers' parameters are stacked on a leading "layers" axis and the
+    # forward pass scans over them: one layer's graph to compile whatever the
+    # depth, and with remat only the [B, T, J, D] stream between layers is kept
+    # for the backward pass (an unrolled loop of checkpointed layers does not
+    # lower peak memory on XLA:CPU; a scan does).
+    @nnx.vmap(in_axes=0, out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
+    def make_layer(key: jax.Array) -> DualStreamLayer:
+      return DualStreamLayer(
+          width, int(cfg.num_heads), float(cfg.mlp_ratio), num_sinks=int(cfg.num_sinks),
+          rotary=self.temporal_pos == "rotary", dropout_rate=float(cfg.dropout),
+          dtype=dtype, attention_impl=cfg.attention_impl or None,
+          attention_block=int(cfg.attention_block), rngs=nnx.Rngs(params=key))
+
+    self.layers = make_layer(jax.random.split(rngs.params(), self.depth))
     self.norm = layers.layer_norm(width, dtype=dtype, rngs=rngs)
     self.head = layers.dense(width, 3, ("embed", None), dtype=dtype, rngs=rngs)
 
@@ -171,15 +173,23 @@ class GaitMAE(nnx.Module):
     reads); earlier layers' are returned raw. Args: x f32[B, T, J, 5]; rng
     dropout key or None. Returns [B, T, J, D] in the compute dtype.
     """
-    depth = len(self.layers)
+    depth = self.depth
     if not -depth <= layer < depth:
       raise ValueError(f"layer {layer} out of range for depth {depth}")
-    last = layer % depth
-    h = self._embed(x)
-    for i in range(last + 1):
-      apply = _apply_layer_remat if self.remat else _apply_layer
-      h = layers.constrain(apply(self.layers[i], h, _fold(rng, i)), STREAM)
-    return self.norm(h) if last == depth - 1 else h
+    count = layer % depth + 1
+    graphdef, stacked = nnx.split(self.layers)
+    if count < depth:
+      stacked = jax.tree.map(lambda a: a[:count], stacked)
+
+    def body(h: jax.Array, layer_and_index) -> tuple[jax.Array, None]:
+      params, i = layer_and_index
+      out = nnx.merge(graphdef, params)(h, _fold(rng, i))
+      return layers.constrain(out, STREAM), None
+
+    if self.remat:
+      body = jax.checkpoint(body, prevent_cse=False)
+    h, _ = jax.lax.scan(body, self._embed(x), (stacked, jnp.arange(count)))
+    return self.norm(h) if count == depth else h
 
   def __call__(self, x: jax.Array, rng: jax.Array | None = None) -> jax.Array:
     """x: f32[B, T, J, 5] model input → f32[B, T, J, 3] reconstructed xyz."""

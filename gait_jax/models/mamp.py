@@ -82,7 +82,7 @@ class Mamp(nnx.Module):
           layers.TransformerBlock(w, heads, float(cfg.mlp_ratio),
                                   dropout_rate=float(cfg.dropout), dtype=dtype,
                                   attention_impl=impl,
-                                  query_chunk=int(cfg.attention_chunk), rngs=rngs)
+                                  attention_block=int(cfg.attention_block), rngs=rngs)
           for _ in range(depth)])
 
     def embedding(shape: tuple[int, int], names: tuple[str, str]) -> nnx.Param:

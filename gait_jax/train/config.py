@@ -33,6 +33,7 @@ def base_config() -> ml_collections.ConfigDict:
       ("joints", None),
       ("frames", None),
       ("tokens", None),
+      ("layers", None),  # GaitMAE's stacked (scanned) layers
   )
 
   c.optim = ml_collections.ConfigDict()

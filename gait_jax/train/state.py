@@ -38,18 +38,24 @@ def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Sch
       decay_steps=max(total_steps, warmup + 1), end_value=cfg.lr * cfg.end_lr_ratio)
 
 
-def _decay_mask(params: Any) -> Any:
-  """Weight decay on matrices (kernels, embedding tables), not on biases or scales."""
-  return jax.tree.map(lambda p: p.ndim >= 2, params)
+def decay_mask(param_specs: Any) -> Any:
+  """Weight decay on matrices (kernels, embedding tables), not on biases or scales.
+
+  Decided from the logical names, not the rank: a stacked-layers axis ("layers",
+  GaitMAE's scanned layers) does not make a bias a matrix.
+  """
+  return jax.tree.map(lambda spec: sum(n != "layers" for n in spec) >= 2, param_specs,
+                      is_leaf=lambda x: isinstance(x, PartitionSpec))
 
 
-def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int
+def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, mask: Any
                    ) -> optax.GradientTransformation:
-  """AdamW with warm-up + cosine, global-norm clipping and a decay mask."""
+  """AdamW with warm-up + cosine, global-norm clipping and a weight decay `mask`
+  (a pytree of bools like the params; see `decay_mask`)."""
   return optax.chain(
       optax.clip_by_global_norm(cfg.clip_norm) if cfg.clip_norm else optax.identity(),
       optax.adamw(make_schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2,
-                  weight_decay=cfg.weight_decay, mask=_decay_mask))
+                  weight_decay=cfg.weight_decay, mask=mask))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,13 +77,10 @@ def build_model(config: ml_collections.ConfigDict, joints: Sequence[str], num_fr
   return ModelDef(graphdef, rest), nnx.to_pure_dict(params), specs
 
 
-def init_fn(config: ml_collections.ConfigDict, joints: Sequence[str], num_frames: int,
-            optimizer: optax.GradientTransformation) -> tuple[ModelDef, Callable, Any]:
-  """Returns (ModelDef, init(seed) -> State, logical specs of params).
-
-  The ModelDef and specs come from an abstract (eval_shape) build, so nothing is
-  allocated until `init` runs under jit with output shardings.
-  """
+def abstract_model(config: ml_collections.ConfigDict, joints: Sequence[str],
+                   num_frames: int) -> tuple[ModelDef, Any]:
+  """(ModelDef, logical PartitionSpecs of the params) from an abstract (eval_shape)
+  build: nothing is allocated."""
   box = {}
 
   def build(rng):
@@ -86,6 +89,12 @@ def init_fn(config: ml_collections.ConfigDict, joints: Sequence[str], num_frames
     return params
 
   jax.eval_shape(build, jax.random.key(0))
+  return box["model_def"], box["specs"]
+
+
+def init_fn(config: ml_collections.ConfigDict, joints: Sequence[str], num_frames: int,
+            optimizer: optax.GradientTransformation) -> Callable[[jax.Array], State]:
+  """init(seed) -> State; run it under jit with output shardings."""
 
   def init(seed: jax.Array) -> State:
     rng = jax.random.key(seed)
@@ -94,7 +103,7 @@ def init_fn(config: ml_collections.ConfigDict, joints: Sequence[str], num_frames
             "step": jnp.zeros((), jnp.int32),
             "rng": jax.random.key_data(jax.random.fold_in(rng, 1))}
 
-  return box["model_def"], init, box["specs"]
+  return init
 
 
 def state_shardings(abstract_state: State, param_specs: Any, optimizer, mesh: Mesh,
@@ -102,14 +111,18 @@ def state_shardings(abstract_state: State, param_specs: Any, optimizer, mesh: Me
   """NamedShardings for every leaf: params by the rules, optimiser moments like
   their params, everything else replicated."""
   replicated = NamedSharding(mesh, PartitionSpec())
-  is_spec = lambda x: isinstance(x, PartitionSpec)
-  param_sh = jax.tree.map(
-      lambda spec: NamedSharding(mesh, sharding.logical_to_spec(tuple(spec), rules, mesh)),
-      param_specs, is_leaf=is_spec)
+  param_sh = param_shardings(param_specs, mesh, rules)
   opt_sh = optax.tree_map_params(
       optimizer, lambda _, sh: sh, abstract_state["opt_state"], param_sh,
       transform_non_params=lambda _: replicated)
   return {"params": param_sh, "opt_state": opt_sh, "step": replicated, "rng": replicated}
+
+
+def param_shardings(param_specs: Any, mesh: Mesh, rules: sharding.Rules) -> Any:
+  """NamedShardings of the params from their logical PartitionSpecs and the rules."""
+  return jax.tree.map(
+      lambda spec: NamedSharding(mesh, sharding.logical_to_spec(tuple(spec), rules, mesh)),
+      param_specs, is_leaf=lambda x: isinstance(x, PartitionSpec))
 
 
 def count_params(params: Any) -> int:

@@ -221,18 +221,20 @@ def test_parameters_carry_logical_axis_names(preset):
   flat = {"/".join(map(str, k)): v.get_value() for k, v in nnx.to_flat_state(specs)}
   params = {"/".join(map(str, k)): v for k, v in nnx.to_flat_state(nnx.state(model))}
   assert flat.keys() == params.keys()
-  logical = {"embed", "mlp", "heads", "kv", "joints", "frames"}
+  logical = {"embed", "mlp", "heads", "kv", "joints", "frames", "layers"}
   used = set()
   for name, spec in flat.items():
     assert isinstance(spec, P) and len(spec) == params[name].ndim, name
     assert set(spec) - {None} <= logical, (name, spec)
     used |= set(spec) - {None}
-  expected = logical if preset == "mamp_smoke" else logical - {"frames"}  # rotary
+  # MAMP: learned frame positions, a list of layers; GaitMAE: rotary, stacked layers.
+  expected = logical - {"layers"} if preset == "mamp_smoke" else logical - {"frames"}
   assert used == expected
   if preset == "smoke":
     assert flat["embed_kernel"] == P("joints", None, "embed")
-    assert flat["layers/0/st_temporal/attn/qkv_kernel"] == P("embed", None, "heads", "kv")
-    assert flat["layers/0/ts_spatial/mlp/fc1/kernel"] == P("embed", "mlp")
+    assert flat["layers/st_temporal/attn/qkv_kernel"] == P("layers", "embed", None,
+                                                            "heads", "kv")
+    assert flat["layers/ts_spatial/mlp/fc1/kernel"] == P("layers", "embed", "mlp")
 
 
 def _overfit(preset: str, steps: int, lr: float, **overrides) -> tuple[float, float]:
@@ -290,17 +292,73 @@ def test_mamp_encoder_sees_only_visible_tokens():
   assert not np.allclose(diff, ref, atol=1e-5)
 
 
-def test_chunked_attention_matches_one_pass_values_and_gradients():
+def test_blocked_attention_matches_one_pass_values_and_gradients():
   from gait_jax.models import layers  # pylint: disable=import-outside-toplevel
-  keys = jax.random.split(jax.random.key(0), 3)
-  q, k, v = (jax.random.normal(key, (3, 70, 2, 8)) for key in keys)
+  keys = jax.random.split(jax.random.key(0), 4)
+  q = jax.random.normal(keys[0], (3, 2, 70, 8))  # [B', H, L, K]
+  k, v = (jax.random.normal(key, (3, 2, 72, 8)) for key in keys[1:3])  # with 2 sinks
 
-  def total(q, k, v, chunk):
-    return (layers.attention(q, k, v, query_chunk=chunk) ** 2).sum()
+  def total(q, k, v, block):
+    return (layers.attention(q, k, v, block=block) ** 2).sum()
 
   full = jax.value_and_grad(total, argnums=(0, 1, 2))(q, k, v, 0)
-  for chunk in (16, 35, 69):  # uneven, exact divisor, one short
-    value, grads = jax.value_and_grad(total, argnums=(0, 1, 2))(q, k, v, chunk)
+  # One pair per step, 4 pairs (6 pairs → uneven, padded), all 6 in one step.
+  reference = jax.nn.dot_product_attention(*(x.swapaxes(1, 2) for x in (q, k, v)))
+  np.testing.assert_allclose(layers.attention(q, k, v, block=70 * 72),
+                             reference.swapaxes(1, 2), rtol=1e-5, atol=1e-6)
+  for block in (70 * 72, 4 * 70 * 72, 6 * 70 * 72 - 1):
+    value, grads = jax.value_and_grad(total, argnums=(0, 1, 2))(q, k, v, block)
     np.testing.assert_allclose(value, full[0], rtol=1e-5)
     for g, g_full in zip(grads, full[1]):
       np.testing.assert_allclose(g, g_full, rtol=1e-4, atol=1e-5)
+  bf16 = layers.attention(*(x.astype(jnp.bfloat16) for x in (q, k, v)), block=70 * 72)
+  assert bf16.dtype == jnp.bfloat16
+  np.testing.assert_allclose(bf16.astype(jnp.float32), layers.attention(q, k, v),
+                             atol=0.05)
+
+
+def test_scanned_layers_equal_applying_each_layer_in_turn():
+  model = _build(_config("smoke", depth=3))
+  x = masking.apply_mask(_batch()["skeleton"], jnp.zeros((B, T, J), bool))
+  graphdef, stacked = nnx.split(model.layers)
+
+  @_jit
+  def run(x):
+    h, by_hand = model._embed(x), []  # pylint: disable=protected-access
+    for i in range(3):
+      h = nnx.merge(graphdef, jax.tree.map(lambda a, i=i: a[i], stacked))(h)
+      by_hand.append(h)
+    scanned = [model.features(x, layer=i) for i in range(3)]
+    return by_hand, scanned, model.norm(by_hand[-1])
+
+  by_hand, scanned, normed = run(x)
+  for i in range(2):  # earlier layers: the raw stream after layer i
+    np.testing.assert_allclose(scanned[i], by_hand[i], rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(scanned[2], normed, rtol=1e-5, atol=1e-5)
+  assert not np.allclose(by_hand[0], by_hand[1], atol=1e-3)
+
+
+@pytest.mark.parametrize("preset", ARCHS)
+def test_model_flops_match_xla_cost_analysis(preset):
+  """Where XLA counts every op once (one layer, one-pass attention, no loop), its
+  FLOP count agrees with the architecture's (XLA adds elementwise work)."""
+  from gait_jax.models import flops  # pylint: disable=import-outside-toplevel
+  cfg = _config(preset, attention_block=0, depth=1)
+  if preset == "mamp_smoke":
+    cfg.decoder_depth = 1
+  model = _build(cfg)
+  graphdef, state = nnx.split(model)
+  batch = _batch()
+  if preset == "smoke":
+    fwd = lambda s, x: nnx.merge(graphdef, s)(  # noqa: E731
+        masking.apply_mask(x, jnp.zeros((B, T, J), bool)))
+  else:
+    keep = jnp.tile(jnp.arange(masking.num_visible(T // cfg.patch_frames * J,
+                                                   cfg.mask_ratio))[None], (B, 1))
+    restore = jnp.tile(jnp.arange(T // cfg.patch_frames * J)[None], (B, 1))
+    fwd = lambda s, x: nnx.merge(graphdef, s).decode(  # noqa: E731
+        nnx.merge(graphdef, s).encode_visible(x, keep), restore, J)
+  cost = jax.jit(fwd).lower(state, batch["skeleton"]).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  counted = flops.forward_flops(cfg, J, T) * B
+  assert counted <= cost["flops"] <= 1.3 * counted, (counted, cost["flops"])
