@@ -3,8 +3,8 @@
   python -m gait_jax.main --config experiments/pretrain_gaitmae.py:small \
       --workdir runs/pretrain --config.data.shards=runs/demo/shards [--config.x=y ...]
 
-The config's `job` field picks what runs ("pretrain"; later jobs add embedding,
-probing and reports). On a multi-host launch (SLURM, a TPU pod, or the
+The config's `job` field picks what runs: "pretrain", "embed" (frozen-encoder
+embeddings), "features" (engineered gait features) or "probe" (phenotype probing). On a multi-host launch (SLURM, a TPU pod, or the
 JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID variables) JAX's
 distributed runtime is initialised here, in the main process only: Grain's worker
 processes never run this module's main.
@@ -23,7 +23,12 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file[:vari
 _WORKDIR = flags.DEFINE_string("workdir", None, "where checkpoints, metrics and W&B go")
 flags.mark_flags_as_required(["config", "workdir"])
 
-JOBS = {"pretrain": "gait_jax.train.pretrain"}
+JOBS = {
+    "pretrain": "gait_jax.train.pretrain",
+    "embed": "gait_jax.embedding.job",
+    "features": "gait_jax.features.job",
+    "probe": "gait_jax.probing.job",
+}
 
 
 def _multi_process_environment() -> bool:

@@ -23,14 +23,22 @@ def ucalgary_dir() -> pathlib.Path:
   return UCALGARY
 
 
+def build_cohort(root: pathlib.Path, *, participants: int, seconds: float, clip_frames: int,
+                 clip_stride: int, targets: int = 40) -> pathlib.Path:
+  """A synthetic cohort under root/cohort, prepared into shards at root/shards."""
+  from data_tools import prepare, qc, synth  # pylint: disable=import-outside-toplevel
+  synth.generate(str(root / "cohort"), participants=participants, seed=0, seconds=seconds,
+                 targets=targets, workers=1, verbose=False)
+  prepare.prepare([str(root / "cohort" / "recordings")], "npz", str(root / "shards"),
+                  prepare.ReadOptions(),
+                  qc.QCOptions(clip_frames=clip_frames, clip_stride=clip_stride),
+                  workers=1, log=lambda *_: None)
+  return root
+
+
 @pytest.fixture(scope="session")
 def tiny_shards(tmp_path_factory) -> pathlib.Path:
   """A synthetic cohort of 8 people × 5 tasks × 4 s, prepared into 60-frame clips."""
-  from data_tools import prepare, qc, synth  # pylint: disable=import-outside-toplevel
-  root = tmp_path_factory.mktemp("tiny")
-  synth.generate(str(root / "cohort"), participants=8, seed=0, seconds=4.0, targets=40,
-                 workers=1, verbose=False)
-  prepare.prepare([str(root / "cohort" / "recordings")], "npz", str(root / "shards"),
-                  prepare.ReadOptions(), qc.QCOptions(clip_frames=60, clip_stride=30),
-                  workers=1, log=lambda *_: None)
+  root = build_cohort(tmp_path_factory.mktemp("tiny"), participants=8, seconds=4.0,
+                      clip_frames=60, clip_stride=30)
   return root / "shards"

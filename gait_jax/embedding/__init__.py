@@ -1,0 +1,1 @@
+"""Frozen-encoder embeddings: clip → region-pooled vector → one row per person × task."""

@@ -1,0 +1,303 @@
+"""Engineered gait features: hand-built trajectories with known answers, bad clips,
+the job end to end, planted synthetic truth, and real Kinect v2 walking."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import conftest
+
+from gait_jax import skeleton
+from gait_jax.data import records
+from gait_jax.data import shards as shards_lib
+from gait_jax.features import balance, extract, job
+from gait_jax.features import config as features_config
+
+J = skeleton.JOINT_INDEX
+FPS = 30.0
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _standing(t: int) -> np.ndarray:
+  """f64[T, 32, 3]: a person facing the camera (forward = -z) 2.5 m away,
+  pelvis 0.9 m above the floor (y down), every joint at a plausible place."""
+  pos = np.zeros((t, skeleton.NUM_JOINTS, 3))
+  pos[:] = [0.0, 0.0, 2.5]
+  for name, (x, y, z) in {
+      "SPINE_NAVEL": (0, -0.2, 0), "SPINE_CHEST": (0, -0.4, 0), "NECK": (0, -0.55, 0),
+      "HEAD": (0, -0.7, 0), "SHOULDER_LEFT": (0.18, -0.5, 0),
+      "SHOULDER_RIGHT": (-0.18, -0.5, 0), "HIP_LEFT": (0.1, 0, 0), "HIP_RIGHT": (-0.1, 0, 0),
+      "KNEE_LEFT": (0.08, 0.45, 0), "KNEE_RIGHT": (-0.08, 0.45, 0),
+      "ANKLE_LEFT": (0.06, 0.82, 0), "ANKLE_RIGHT": (-0.06, 0.82, 0),
+      "FOOT_LEFT": (0.06, 0.9, -0.15), "FOOT_RIGHT": (-0.06, 0.9, -0.15)}.items():
+    pos[:, J[name]] += (x, y, z)
+  return pos
+
+
+def _walker(seconds: float, stride_hz: float, amplitude: float, speed: float) -> np.ndarray:
+  """Feet swinging sinusoidally ahead of and behind the pelvis in antiphase
+  (stride frequency `stride_hz`, ±`amplitude` m), the body travelling towards
+  the camera at `speed` m/s (0 = a treadmill). Heel strikes are the peaks, so
+  step length = 2 * amplitude, cadence = 120 * stride_hz, stance = 0.5."""
+  t = np.arange(int(seconds * FPS)) / FPS
+  pos = _standing(len(t))
+  swing = amplitude * np.sin(2 * np.pi * stride_hz * t)
+  for side, sign in (("LEFT", 1.0), ("RIGHT", -1.0)):
+    for joint, share in (("ANKLE", 1.0), ("FOOT", 1.0), ("KNEE", 0.5)):
+      pos[:, J[f"{joint}_{side}"], 2] -= sign * share * swing  # forward is -z
+  pos[:, :, 2] -= speed * t[:, None]
+  return pos
+
+
+def _features(pos: np.ndarray, family: str) -> extract.ClipResult:
+  return extract.clip_features(pos.astype(np.float32), np.ones(skeleton.NUM_JOINTS, bool),
+                               FPS, family)
+
+
+@pytest.mark.parametrize("speed", [0.0, 1.2])
+def test_walking_sinusoid_known_answers(speed):
+  res = _features(_walker(12.0, stride_hz=0.9, amplitude=0.3, speed=speed), "walk")
+  f = res.features
+  assert res.status in ("ok", "partial"), res.reason
+  assert f["cadence_steps_per_min"] == pytest.approx(108.0, rel=0.01)
+  assert f["stride_time_s"] == pytest.approx(1 / 0.9, rel=0.01)
+  assert f["step_length_m"] == pytest.approx(0.6, abs=0.01)
+  assert f["stride_length_m"] == pytest.approx(1.2, abs=0.02)
+  assert f["step_width_m"] == pytest.approx(0.12, abs=0.005)
+  assert f["stance_fraction"] == pytest.approx(0.5, abs=0.02)
+  assert f["stride_time_cv"] < 0.01 and f["step_time_asymmetry"] < 0.01
+  # Treadmill-aware: stride length x stride frequency when the pelvis stays put,
+  # the pelvis's own speed when it travels.
+  assert f["speed_m_s"] == pytest.approx(1.08 if speed == 0 else speed, rel=0.02)
+  for name in extract.FEATURES:  # other families' columns stay NaN
+    if name not in extract.FAMILIES["walk"]:
+      assert np.isnan(f[name]), name
+
+
+def test_walking_asymmetry():
+  # The left foot swings 5 cm further forward: left steps 0.65 m, right 0.55 m.
+  pos = _walker(12.0, 0.9, 0.3, 0.0)
+  pos[:, [J["ANKLE_LEFT"], J["FOOT_LEFT"]], 2] -= 0.05
+  f = _features(pos, "walk").features
+  assert f["step_length_asymmetry"] == pytest.approx(0.1 / 0.6, abs=0.02)
+  assert f["step_time_asymmetry"] < 0.02
+  # The right foot lags by 0.55 instead of 0.5 cycles: steps of 0.55 and 0.45 strides.
+  t = np.arange(int(12 * FPS)) / FPS
+  pos = _walker(12.0, 0.9, 0.3, 0.0)
+  late = 0.3 * np.sin(2 * np.pi * (0.9 * t - 0.55))
+  for joint, share in (("ANKLE", 1.0), ("FOOT", 1.0), ("KNEE", 0.5)):
+    pos[:, J[f"{joint}_RIGHT"], 2] = _standing(1)[0, J[f"{joint}_RIGHT"], 2] - share * late
+  f = _features(pos, "walk").features
+  assert f["step_time_asymmetry"] == pytest.approx(0.1 / 0.5, abs=0.03)
+
+
+def test_romberg_sway_of_known_ellipse():
+  seconds, hz, a, b = 20.0, 0.25, 0.02, 0.01
+  t = np.arange(int(seconds * FPS)) / FPS
+  ap, ml = a * np.cos(2 * np.pi * hz * t), b * np.sin(2 * np.pi * hz * t)
+  m = balance.sway_measures(ap, ml, FPS)
+  assert m["sway_area_m2"] == pytest.approx(np.pi * 5.991 * a * b / 2, rel=0.01)
+  assert m["sway_rms_ap_m"] == pytest.approx(a / np.sqrt(2), rel=0.01)
+  circle = balance.sway_measures(a * np.cos(2 * np.pi * hz * t), a * np.sin(2 * np.pi * hz * t),
+                                 FPS)
+  assert circle["sway_path_m_s"] == pytest.approx(2 * np.pi * a * hz, rel=0.01)
+  # The whole skeleton swaying: trunk forward (-z) by ap and to its left (+x) by ml.
+  pos = _standing(len(t))
+  upper = [J[n] for n in skeleton.JOINTS if not n.startswith(("ANKLE", "FOOT"))]
+  pos[:, upper, 2] -= ap[:, None]
+  pos[:, upper, 0] += ml[:, None]
+  f = _features(pos, "romberg").features
+  assert f["sway_area_m2"] == pytest.approx(np.pi * 5.991 * a * b / 2, rel=0.05)
+  assert f["sway_rms_ap_m"] == pytest.approx(a / np.sqrt(2), rel=0.05)
+  assert f["sway_rms_ml_m"] == pytest.approx(b / np.sqrt(2), rel=0.05)
+  assert np.isnan(f["cadence_steps_per_min"])
+
+
+def test_sit_to_stand_repetitions_and_cycle():
+  t = np.arange(int(12.5 * FPS)) / FPS
+  pos = _standing(len(t))
+  # Seated (pelvis 0.4 m lower) at t = 0, 3, 6, ...; standing half a cycle later.
+  drop = 0.4 * 0.5 * (1 + np.cos(2 * np.pi * t / 3.0))
+  upper = [J[n] for n in skeleton.JOINTS if not n.startswith(("ANKLE", "FOOT"))]
+  pos[:, upper, 1] += drop[:, None]
+  f = _features(pos, "sit_to_stand").features
+  assert f["sts_repetitions"] == 4
+  assert f["sts_cycle_s"] == pytest.approx(3.0, rel=0.02)
+  assert f["sts_per_min"] == pytest.approx(60 * 4 / 12.5, rel=0.01)
+
+
+def test_task_families():
+  assert extract.family_of("walk_in_place") == "in_place"
+  assert extract.family_of("treadmill") == "walk"
+  assert extract.family_of("self_selected_walk") == "walk"
+  assert extract.family_of("Walk") == "walk"
+  assert extract.family_of("romberg_eyes_closed") == "romberg"
+  assert extract.family_of("sit_to_stand") == "sit_to_stand"
+  assert extract.family_of("reading") is None
+  assert extract.family_of("reading", ("read*=romberg",)) == "romberg"
+  with pytest.raises(ValueError, match="glob=family"):
+    extract.family_of("walk", ("walk=running",))
+
+
+def test_bad_clips_fail_with_a_reason():
+  good = _walker(4.0, 0.9, 0.3, 0.0).astype(np.float32)
+  present = np.ones(skeleton.NUM_JOINTS, bool)
+  short = extract.clip_features(good[:20], present, FPS, "walk")
+  assert short.status == "failed" and "too short" in short.reason
+  nan = good.copy()
+  nan[:, J["FOOT_LEFT"]] = np.nan
+  res = extract.clip_features(nan, present, FPS, "walk")
+  assert res.status == "failed" and "NaN joints" in res.reason and "FOOT_LEFT" in res.reason
+  lacking = present.copy()
+  lacking[J["KNEE_RIGHT"]] = False
+  res = extract.clip_features(good, lacking, FPS, "walk")
+  assert res.status == "failed" and "missing joints: KNEE_RIGHT" in res.reason
+  still = extract.clip_features(_standing(120).astype(np.float32), present, FPS, "walk")
+  assert "too few gait events" in still.reason
+  assert np.isnan(still.features["cadence_steps_per_min"])
+  assert extract.clip_features(good, present, FPS, None).status == "failed"
+  # A short gap is filled, not fatal.
+  gap = good.copy()
+  gap[50:55, J["ANKLE_LEFT"]] = np.nan
+  assert extract.clip_features(gap, present, FPS, "walk").status != "failed"
+
+
+def _with_bad_clips(src: pathlib.Path, dst: pathlib.Path, participants: int = 2) -> int:
+  """A copy of `src`'s clips of the first participants plus a corrupt record, a
+  5-frame clip and an all-NaN clip (all P00001 treadmill); returns the clip count."""
+  from array_record.python.array_record_data_source import ArrayRecordDataSource
+  manifest, paths = shards_lib.open_shard_set(src)
+  keep = manifest[manifest["participant_id"].isin(
+      sorted(manifest["participant_id"].unique())[:participants])]
+  source = ArrayRecordDataSource(paths)
+  writer = shards_lib.ShardSetWriter(dst, clips_per_shard=16)
+  cols = [c for c in shards_lib.MANIFEST_COLUMNS if c not in ("clip_id", "shard", "index")]
+  for _, row in keep.iterrows():
+    writer.add(source[int(row["clip_id"])], {c: row[c] for c in cols})
+  first = records.decode(source[int(keep["clip_id"].iloc[0])])
+  ident = {c: keep.iloc[0][c] for c in cols}
+  ident.update(participant_id="P00001", task="treadmill")
+  writer.add(b"GJCL\x01\x00garbage", {**ident, "frames": 60})
+  short = records.Clip(first.positions[:5].copy(), first.confidence[:5].copy(), first.present,
+                       "P00001", "treadmill", "0", "x", 0, 30.0)
+  writer.add(records.encode(short), {**ident, "frames": 5})
+  blank = records.Clip(np.full_like(first.positions, np.nan), first.confidence, first.present,
+                       "P00001", "treadmill", "0", "x", 0, 30.0)
+  writer.add(records.encode(blank), ident)
+  writer.commit()
+  return len(keep) + 3
+
+
+def test_job_through_main_reports_bad_clips(tiny_shards, tmp_path):
+  shards = tmp_path / "shards"
+  total = _with_bad_clips(tiny_shards, shards)
+  work = tmp_path / "work"
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run(
+      [sys.executable, "-m", "gait_jax.main", "--config", "experiments/features.py:smoke",
+       "--workdir", str(work), f"--config.data.shards={shards}",
+       "--config.features.max_clips_per_group=0"],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  table = pd.read_parquet(work / job.FEATURES_FILE)
+  assert list(table.columns[:4]) == list(job.KEY_COLUMNS)
+  assert list(table.columns[4:]) == list(extract.FEATURES)
+  assert set(table["ablation"]) == {"none"}
+  assert table["n_clips"].dtype == np.int64
+  assert all(table[f].dtype == np.float64 for f in extract.FEATURES)
+  assert len(table) == 2 * 5 and not table.duplicated(["participant_id", "task"]).any()
+  walk = table[table["task"] == "treadmill"]
+  assert walk["cadence_steps_per_min"].between(60, 140).all()
+  assert table.loc[table["task"] == "romberg_eyes_closed", "cadence_steps_per_min"].isna().all()
+  assert table.loc[table["task"] == "sit_to_stand", "sway_area_m2"].isna().all()
+  report = pd.read_csv(work / job.REPORT_FILE)
+  failed = report[report["status"] == "failed"]
+  reasons = " | ".join(failed["reason"])
+  assert "corrupt record" in reasons and "too short" in reasons and "NaN joints" in reasons
+  assert len(failed) == 3  # the real clips are all usable
+  clips = pd.read_parquet(work / job.CLIPS_FILE)
+  assert len(clips) == total
+  # n_clips counts the usable clips only.
+  p1 = clips[(clips["participant_id"] == "P00001") & (clips["task"] == "treadmill")]
+  row = walk[walk["participant_id"] == "P00001"].iloc[0]
+  assert row["n_clips"] == (p1["status"] != "failed").sum() == len(p1) - 3
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> pathlib.Path:
+  """16 synthetic people × 5 tasks × 12 s, prepared into 10 s clips."""
+  return conftest.build_cohort(tmp_path_factory.mktemp("features_cohort"),
+                               participants=16, seconds=12.0, clip_frames=300,
+                               clip_stride=300)
+
+
+def test_features_recover_planted_truth(cohort, tmp_path):
+  config = _load_experiment("smoke")
+  config.data.shards = str(cohort / "shards")
+  table = job.run(config, str(tmp_path), log=lambda *_: None)
+  latents = pd.read_parquet(cohort / "cohort" / "latents.parquet").set_index("participant_id")
+  table = table.set_index(["participant_id", "task"])
+  checks = {  # (task, feature, latent motor parameter): minimum Pearson r
+      ("self_selected_walk", "speed_m_s", "motor_speed"): 0.9,
+      ("self_selected_walk", "cadence_steps_per_min", "motor_cadence"): 0.9,
+      ("self_selected_walk", "knee_rom_deg", "motor_knee_swing_deg"): 0.8,
+      ("treadmill", "cadence_steps_per_min", "motor_treadmill_cadence"): 0.9,
+      ("treadmill", "step_width_m", "motor_step_width"): 0.8,
+      ("treadmill", "pelvis_sway_ml_m", "motor_pelvis_sway_m"): 0.8,
+      ("walk_in_place", "cadence_steps_per_min", "motor_wip_cadence"): 0.9,
+      ("sit_to_stand", "sts_cycle_s", "motor_sts_cycle_s"): 0.9,
+      ("romberg_eyes_closed", "sway_ap_deg", "motor_romberg_sway_deg"): 0.7,
+  }
+  for (task, feature, latent), minimum in checks.items():
+    x = table.xs(task, level="task")[feature]
+    assert x.notna().mean() > 0.8, (task, feature)
+    r = stats.pearsonr(x.dropna(), latents.loc[x.dropna().index, latent])[0]
+    assert r > minimum, (task, feature, latent, r)
+  # The treadmill runs at 3 km/h whoever walks on it.
+  speed = table.xs("treadmill", level="task")["speed_m_s"]
+  assert speed.between(0.6, 1.0).all() and speed.std() < 0.1
+
+
+def _load_experiment(variant: str):
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("features_experiment",
+                                                REPO / "experiments" / "features.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(variant)
+
+
+def test_experiment_config_variants():
+  default, smoke = _load_experiment(None), _load_experiment("smoke")
+  assert default.job == smoke.job == "features"
+  assert default.data.split == "all" and smoke.features.max_clips_per_group > 0
+  opts = features_config.clip_options(default.features)
+  assert opts.gait.events.cutoff_hz == default.features.cutoff_hz
+  with pytest.raises(ValueError):
+    _load_experiment("paper")
+
+
+def test_real_kinect_v2_walking_cadence(ucalgary_dir):
+  from data_tools.readers import ReadOptions, get_reader
+  read = get_reader("kinect_v2_csv")
+  files = sorted(ucalgary_dir.glob("sub*/Run1/*_N.csv"))[:10]
+  assert files
+  cadence = []
+  for path in files:
+    rec = read(str(path), ReadOptions())
+    pos, _, present = skeleton.KINECT_V2.to_canonical(rec.positions, rec.confidence)
+    res = extract.clip_features(pos, present, 30.0, "walk")
+    assert res.status != "failed", (path.name, res.reason)
+    cadence.append(res.features["cadence_steps_per_min"])
+  cadence = np.array(cadence)
+  ok = cadence[np.isfinite(cadence)]
+  assert len(ok) >= 0.7 * len(files)
+  assert ((ok > 80) & (ok < 130)).mean() >= 0.8, ok
