@@ -38,6 +38,10 @@ def get_data_config() -> ml_collections.ConfigDict:
   # Expected fractions of participants in (train, val, test); must sum to 1.
   c.split_fractions = (0.8, 0.1, 0.1)
   c.split_seed = 0
+  # At most this many clips per participant × task (the first in clip-id order,
+  # i.e. from the start of the recording); 0 keeps all. Caps a long recording's
+  # weight, or the cost of embedding a demo cohort.
+  c.max_clips_per_group = 0
 
   # --- What an example looks like ---------------------------------------------
   # Joint set: a name from `skeleton.JOINT_SETS` ("default26" drops the six

@@ -69,7 +69,8 @@ def load_participants(spec: str | Sequence[Any]) -> tuple[str, ...]:
 
 
 def select_clips(manifest: pd.DataFrame, cfg: ml_collections.ConfigDict) -> np.ndarray:
-  """int64[N] clip ids (ascending) passing the task, participant and split filters."""
+  """int64[N] clip ids passing the task, participant, split and clips-per-group
+  filters, in manifest order (ascending clip id)."""
   keep = np.ones(len(manifest), bool)
   pids = manifest["participant_id"].astype(str)
 
@@ -96,6 +97,12 @@ def select_clips(manifest: pd.DataFrame, cfg: ml_collections.ConfigDict) -> np.n
     apply("split", pids.map(splits).eq(cfg.split).to_numpy(), cfg.split,
           [f"{s}: {sum(v == s for v in splits.values())} participants"
            for s in ("train", "val", "test")])
+  if cfg.get("max_clips_per_group", 0) > 0:
+    order = manifest.sort_values("clip_id")[keep[np.argsort(manifest["clip_id"].to_numpy(),
+                                                             kind="stable")]]
+    rank = order.groupby(["participant_id", "task"], sort=False).cumcount()
+    return np.sort(order["clip_id"].to_numpy(np.int64)[
+        (rank < int(cfg.max_clips_per_group)).to_numpy()])
   return manifest["clip_id"].to_numpy(np.int64)[keep]
 
 

@@ -172,6 +172,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame | None:
   data_cfg = config.data
   ids = pipeline.select_clips(manifest, data_cfg)
   clips = manifest.set_index("clip_id").loc[ids, ["participant_id", "task"]]
+
   groups = clips.groupby(["participant_id", "task"], sort=False).size()
   expected = {(str(p), str(t)): int(n) for (p, t), n in groups.items()}
   group_of = {int(c): (str(p), str(t)) for c, p, t in

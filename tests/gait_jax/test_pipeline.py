@@ -87,6 +87,11 @@ def test_filters_tasks_and_participants(shard_dir, tmp_path):
                                              tasks=("walk",)))
   assert ids.tolist() == [8, 9, 20, 21]
 
+  # The first clip of each participant × task (P1 has walk 4, 5 and tug 6, 7).
+  ids = pipeline.select_clips(manifest, _cfg(shard_dir, participants=("P1", "P4"),
+                                             max_clips_per_group=1))
+  assert ids.tolist() == [4, 6, 16, 18]
+
   with pytest.raises(ValueError, match="'tasks' filter"):
     pipeline.select_clips(manifest, _cfg(shard_dir, tasks=("run",)))
   with pytest.raises(ValueError, match="'participants' filter"):
