@@ -1,0 +1,252 @@
+"""Nested cross-validation of linear probes for many targets at once.
+
+  cross_validate(x, y, binary, groups, settings) → Predictions
+
+For each seed the participants are split into K grouped folds (folds.py). Outer fold
+k is predicted by a model fitted on the other folds, with the penalty α of each target
+chosen by inner cross-validation over those other folds: the inner error of α for
+outer fold k is the held-out error on fold j of the fit on "all folds but j and k",
+summed over j ≠ k (squared error for continuous targets, class-weighted log-loss for
+binary ones). Those fits are shared between outer folds, so a seed costs K(K-1)/2 inner
+fits and K outer fits, each one eigendecomposition of the standardised training
+features (design.py); every target and every α is then cheap (ridge.py, logistic.py).
+
+Continuous targets: ridge (closed form). Binary targets: L2 logistic with balanced
+class weights. Cross-products Xᵀy for all targets are summed per fold once per seed
+(one N×F×K matmul) and combined per fit, instead of one n×F×K matmul per fit.
+
+The target axis can be sharded over a device mesh (`mesh`, axis `target_axis`):
+target-wise arrays are laid out with NamedSharding and XLA partitions every matmul
+over targets; results are identical to the unsharded run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from gait_jax.probing import design, folds as folds_lib, logistic, ridge
+
+
+def default_alphas() -> tuple[float, ...]:
+  """13 penalties, half a decade apart, 10⁻¹ … 10⁵ (on standardised features)."""
+  return tuple(float(a) for a in np.logspace(-1, 5, 13))
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """Cross-validation settings.
+
+  n_folds: K outer folds (inner CV uses the other K-1 folds).
+  seeds: repeats of the fold assignment.
+  alphas: the penalty grid (ridge: α·||w||² on the sum of squared errors; logistic:
+    α/2·||w||² on the weighted log-loss, i.e. scikit-learn C = 1/α).
+  mesh, target_axis: optional device mesh to shard the target axis over.
+  """
+  n_folds: int = 5
+  seeds: tuple[int, ...] = tuple(range(15))
+  alphas: tuple[float, ...] = dataclasses.field(default_factory=default_alphas)
+  mesh: Mesh | None = None
+  target_axis: str = "targets"
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+  """Out-of-fold predictions of every seed.
+
+  oof:   f32[S, N, K] prediction of each row by the model that did not see it
+         (continuous: value; binary: logit); NaN for targets not fitted.
+  alpha: f64[S, K_folds, K] the penalty chosen for each seed, outer fold and target.
+  folds: int32[S, N] outer fold of each row.
+  """
+  oof: np.ndarray
+  alpha: np.ndarray
+  folds: np.ndarray
+
+
+def _pad_rows(rows: np.ndarray, size: int, pad_index: int) -> np.ndarray:
+  return np.concatenate([rows, np.full(size - len(rows), pad_index, rows.dtype)])
+
+
+@jax.jit
+def _block(x0, o, y0, m, pm):
+  return dict(xy=x0.T @ y0, oy=o.T @ y0, xm=x0.T @ pm, om=o.T @ pm, sy=y0.sum(0), cnt=m.sum(0))
+
+
+@jax.jit
+def _block_complete(x0, y0, m, pm):
+  """_block for features without NaN: Σ o·y0 is Σ y0 in every feature (half the work)."""
+  sy, cnt = y0.sum(0), m.sum(0)
+  ones = jnp.ones((x0.shape[1], 1), x0.dtype)
+  return dict(xy=x0.T @ y0, oy=ones * sy[None, :], xm=x0.T @ pm,
+              om=ones * pm.sum(0)[None, :], sy=sy, cnt=cnt)
+
+
+def _block_sums(x, y, pats, fold_rows) -> list[dict[str, jax.Array]]:
+  """Per-fold sums of the cross-products ridge.fit needs (one pass over the data)."""
+  observed = ~jnp.isnan(x)
+  x0 = jnp.where(observed, x, 0.0)
+  o = observed.astype(x.dtype)
+  m = (~jnp.isnan(y)).astype(x.dtype)
+  y0 = jnp.where(m > 0, y, 0.0)
+  pm = jnp.asarray(pats.masks.T, x.dtype)
+  # One extra all-zero row lets every fold be padded to the same size (one compile).
+  pad = lambda a: jnp.concatenate([a, jnp.zeros((1,) + a.shape[1:], a.dtype)])  # noqa: E731
+  x0, o, y0, m, pm = map(pad, (x0, o, y0, m, pm))
+  size = max(len(r) for r in fold_rows)
+  n = x.shape[0]
+  complete = bool(observed.all())
+  out = []
+  for rows in fold_rows:
+    idx = jnp.asarray(_pad_rows(rows, size, n))
+    if complete:
+      out.append(_block_complete(x0[idx], y0[idx], m[idx], pm[idx]))
+    else:
+      out.append(_block(x0[idx], o[idx], y0[idx], m[idx], pm[idx]))
+  return out
+
+
+@jax.jit
+def _gram_block(xb):
+  return xb.T @ xb, xb.sum(0)
+
+
+def _gram_sums(x, fold_rows, size) -> list[tuple[jax.Array, jax.Array]]:
+  """Per-fold raw Σ xxᵀ and Σ x (features without NaN), padded with zero rows."""
+  xp = jnp.concatenate([x, jnp.zeros((1, x.shape[1]), x.dtype)])
+  return [_gram_block(xp[jnp.asarray(_pad_rows(r, size, x.shape[0]))]) for r in fold_rows]
+
+
+def _sum_over(blocks: list[dict[str, jax.Array]], keep: Sequence[int]) -> dict[str, jax.Array]:
+  return jax.tree.map(lambda *a: sum(a[1:], a[0]), *[blocks[b] for b in keep])
+
+
+def _shard_targets(a: jax.Array, settings: Settings) -> jax.Array:
+  """Lays the last (target) axis out over the mesh axis."""
+  if settings.mesh is None:
+    return a
+  spec = PartitionSpec(*([None] * (a.ndim - 1)), settings.target_axis)
+  return jax.device_put(a, NamedSharding(settings.mesh, spec))
+
+
+def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, groups: Sequence,
+                   settings: Settings = Settings()) -> Predictions:
+  """Out-of-fold predictions of every target for every seed.
+
+  Args:
+    x: f32[N, F] features, NaN = missing (imputed and standardised per training fold).
+    y: f32[N, K] targets, NaN = missing (a target uses only the rows that have it);
+      binary targets hold 0/1.
+    binary: bool[K] which targets are binary (logistic) rather than continuous (ridge).
+    groups: [N] participant of each row; rows of one participant share a fold.
+    settings: folds, seeds, α grid, mesh.
+  Returns:
+    Predictions.
+  """
+  x = np.asarray(x, np.float32)
+  y = np.asarray(y, np.float32)
+  binary = np.asarray(binary, bool)
+  n, k = y.shape
+  fold_ids = folds_lib.grouped_folds(groups, settings.n_folds, settings.seeds)
+  alphas = np.asarray(sorted(settings.alphas, reverse=True), np.float64)
+  oof = np.full((len(settings.seeds), n, k), np.nan, np.float32)
+  chosen = np.full((len(settings.seeds), settings.n_folds, k), np.nan)
+  cont = np.flatnonzero(~binary)
+  bins = np.flatnonzero(binary)
+  n_dev = 1 if settings.mesh is None else settings.mesh.shape[settings.target_axis]
+  xj = jnp.asarray(x)
+  yc = _padded_targets(y[:, cont], n_dev, settings)
+  yb = _padded_targets(y[:, bins], n_dev, settings, logistic.CHUNK if len(bins) > logistic.CHUNK
+                       else 1)
+  pats = ridge.patterns(~np.isnan(np.asarray(yc)))
+  x_complete = not np.isnan(x).any()
+  for s in range(len(settings.seeds)):
+    f = fold_ids[s]
+    fold_rows = [np.flatnonzero(f == j) for j in range(settings.n_folds)]
+    size = max(len(r) for r in fold_rows)
+    blocks = _block_sums(xj, yc, pats, fold_rows) if len(cont) else None
+    grams = _gram_sums(xj, fold_rows, size) if x_complete else None
+    inner_c = {j: 0.0 for j in range(settings.n_folds)}
+    inner_b = {j: 0.0 for j in range(settings.n_folds)}
+    for a, b in folds_lib.fold_pairs(settings.n_folds):
+      train = (f != a) & (f != b)
+      keep = [j for j in range(settings.n_folds) if j not in (a, b)]
+      xt, basis = design.fit_basis(xj, train, grams and _sum_over(grams, keep))
+      if len(cont):
+        rfit = ridge.fit(xt, basis, train, _sum_over(blocks, keep), pats)
+        inner_c[b] = inner_c[b] + ridge.heldout_sse(rfit, fold_rows[a], yc, alphas, size)
+        inner_c[a] = inner_c[a] + ridge.heldout_sse(rfit, fold_rows[b], yc, alphas, size)
+      if len(bins):
+        path, w_pos, w_neg = _logistic_fit(xt, basis, train, yb, alphas)
+        for held, outer in ((a, b), (b, a)):
+          inner_b[outer] = inner_b[outer] + _logistic_loss(xt, basis, path, fold_rows[held],
+                                                           yb, w_pos, w_neg, size)
+    for j in range(settings.n_folds):
+      train = f != j
+      keep = [i for i in range(settings.n_folds) if i != j]
+      xt, basis = design.fit_basis(xj, train, grams and _sum_over(grams, keep))
+      rows = fold_rows[j]
+      if len(cont):
+        rfit = ridge.fit(xt, basis, train, _sum_over(blocks, keep), pats)
+        pick = np.asarray(jnp.argmin(inner_c[j], axis=0))[:len(cont)]
+        alpha_k = np.concatenate([alphas[pick], np.ones(yc.shape[1] - len(cont))])
+        pred = ridge.predict(rfit, rows, alpha_k, size)
+        oof[s][np.ix_(rows, cont)] = np.asarray(pred)[:, :len(cont)]
+        chosen[s, j, cont] = alphas[pick]
+      if len(bins):
+        path, _, _ = _logistic_fit(xt, basis, train, yb, alphas)
+        pick = np.asarray(jnp.argmin(inner_b[j], axis=0))
+        padded, _ = ridge._pad(rows, size)  # pylint: disable=protected-access
+        z = xt[padded] @ _row_space(basis)
+        lg = logistic.logits(path, z)[:, :len(rows)]         # [a, h, K]
+        lg = jnp.take_along_axis(lg, jnp.asarray(pick)[None, None, :], axis=0)[0]
+        oof[s][np.ix_(rows, bins)] = np.asarray(lg)[:, :len(bins)]
+        chosen[s, j, bins] = alphas[pick[:len(bins)]]
+  return Predictions(oof, chosen, fold_ids)
+
+
+def _padded_targets(y: np.ndarray, n_dev: int, settings: Settings, multiple: int = 1
+                    ) -> jax.Array:
+  """Targets padded to a multiple of the mesh size (padding: all missing), sharded."""
+  k = y.shape[1]
+  m = int(np.lcm(n_dev, multiple))
+  if m > 1 and k % m:
+    y = np.concatenate([y, np.full((y.shape[0], m - k % m), np.nan, y.dtype)], 1)
+  return _shard_targets(jnp.asarray(y), settings)
+
+
+def _row_space(basis: design.Basis) -> jax.Array:
+  """f32[F, rank] the basis vectors with non-zero eigenvalues."""
+  return basis.vectors[:, np.flatnonzero(basis.valid)]
+
+
+def _logistic_fit(xt, basis, train, yb, alphas):
+  """(path f32[a, K, ρ+1], training class weights f32[K] for positives and negatives).
+
+  All N rows enter with weight 0 outside the training set: fixed shapes across fits.
+  Only directions inside the training row space enter (ρ = rank ≤ training rows): the
+  others carry no training signal and would only enlarge every Newton system."""
+  z = xt @ _row_space(basis)
+  observed = ~jnp.isnan(yb) & jnp.asarray(train)[:, None]
+  y = jnp.where(observed, yb, 0.0)
+  w = logistic.class_weights(y, observed)
+  n_obs = observed.sum(0)
+  pos = y.sum(0)
+  w_pos = n_obs / (2.0 * jnp.maximum(pos, 1.0))
+  w_neg = n_obs / (2.0 * jnp.maximum(n_obs - pos, 1.0))
+  path = logistic.fit_path_chunked(z, y, w, jnp.asarray(alphas, z.dtype))
+  return path, w_pos, w_neg
+
+
+def _logistic_loss(xt, basis, path, rows, yb, w_pos, w_neg, size):
+  rows, keep = ridge._pad(rows, size)  # pylint: disable=protected-access
+  z = xt[rows] @ _row_space(basis)
+  y = jnp.where(jnp.asarray(keep)[:, None], yb[rows], jnp.nan)
+  observed = ~jnp.isnan(y)
+  w = jnp.where(observed, jnp.where(jnp.nan_to_num(y) > 0.5, w_pos, w_neg), 0.0)
+  return logistic.heldout_loss(path, z, y, w)

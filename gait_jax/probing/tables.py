@@ -1,0 +1,189 @@
+"""Inputs of the probe job, checked; the report of what was left out; the result tables.
+
+Bad input never stops the job when the rest can run: every excluded target or
+participant becomes one row of `probe_report.csv` (scope, name, reason). A wholly
+unusable input (missing file, no participants in common) raises ValueError naming the
+file and the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import pandas as pd
+
+KEY_COLUMNS = ("participant_id", "task", "ablation", "n_clips", "checkpoint_step", "config_hash")
+
+
+@dataclasses.dataclass
+class Report:
+  """Rows of probe_report.csv."""
+  rows: list[dict[str, str]] = dataclasses.field(default_factory=list)
+
+  def add(self, scope: str, name: str, reason: str) -> None:
+    self.rows.append({"scope": scope, "name": str(name), "reason": reason})
+
+  def frame(self) -> pd.DataFrame:
+    return pd.DataFrame(self.rows, columns=["scope", "name", "reason"])
+
+
+def read_table(path: str, what: str) -> pd.DataFrame:
+  """A CSV or Parquet file; ValueError naming the file when it cannot be read."""
+  if not path:
+    raise ValueError(f"no {what} file given")
+  if not os.path.exists(path):
+    raise ValueError(f"{what} file {path!r} does not exist")
+  try:
+    if path.endswith(".parquet") or path.endswith(".pq"):
+      return pd.read_parquet(path)
+    return pd.read_csv(path)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f"{what} file {path!r} could not be read: {e}") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class Views:
+  """Feature matrices indexed by participant: one view ("concat") or one per task."""
+  frames: dict[str, pd.DataFrame]
+
+
+def embedding_views(table: pd.DataFrame, path: str, tasks: tuple[str, ...], ablation: str,
+                    fusion: str, report: Report) -> Views:
+  """Per-participant feature matrices from an embeddings/features table.
+
+  concat: tasks pivoted into one wide row per person ("<task>/<feature>"), NaN where a
+  person lacks a task (imputed later, inside training folds). average: one matrix per
+  task, over the people who have it.
+  """
+  for col in ("participant_id", "task"):
+    if col not in table.columns:
+      raise ValueError(f"embeddings file {path!r} has no {col!r} column")
+  t = table.copy()
+  t["participant_id"] = t["participant_id"].astype(str)
+  if "ablation" in t.columns:
+    t = t[t["ablation"].astype(str) == ablation]
+  if not len(t):
+    raise ValueError(f"embeddings file {path!r} has no rows with ablation {ablation!r}")
+  present = sorted(t["task"].astype(str).unique())
+  use = list(tasks) if tasks else present
+  for task in use:
+    if task not in present:
+      report.add("input", task, f"task not in embeddings file {path}")
+  t = t[t["task"].astype(str).isin(use)]
+  features = [c for c in t.columns if c not in KEY_COLUMNS]
+  bad = [c for c in features if not pd.api.types.is_numeric_dtype(t[c])]
+  for c in bad:
+    report.add("input", c, "non-numeric embedding column")
+  features = [c for c in features if c not in bad]
+  if not features or not len(t):
+    raise ValueError(f"embeddings file {path!r} has no usable feature columns / tasks")
+  dup = t.duplicated(["participant_id", "task"], keep="first")
+  for pid, task in t.loc[dup, ["participant_id", "task"]].itertuples(index=False):
+    report.add("participant", pid, f"duplicate embedding row for task {task!r}; first kept")
+  t = t[~dup]
+  frames = {}
+  for task, part in t.groupby("task", sort=True):
+    frames[str(task)] = part.set_index("participant_id")[features].astype(np.float64)
+  if fusion == "average":
+    return Views(frames)
+  if fusion != "concat":
+    raise ValueError(f"fusion={fusion!r}; expected 'concat' or 'average'")
+  wide = pd.concat({task: f for task, f in frames.items()}, axis=1)
+  wide.columns = [f"{task}/{c}" for task, c in wide.columns]
+  return Views({"concat": wide})
+
+
+@dataclasses.dataclass(frozen=True)
+class Phenotypes:
+  """values: f64 table indexed by participant (targets and covariates);
+  meta: one row per target (target, system, kind, is_covariate)."""
+  values: pd.DataFrame
+  meta: pd.DataFrame
+
+
+def phenotypes(table: pd.DataFrame, path: str, dictionary: pd.DataFrame | None,
+               id_column: str, report: Report) -> Phenotypes:
+  """Checks the phenotype table: IDs, numeric and non-constant targets, kinds."""
+  if id_column not in table.columns:
+    raise ValueError(f"phenotype file {path!r} has no ID column {id_column!r}")
+  t = table.copy()
+  t[id_column] = t[id_column].astype(str)
+  dup = t[id_column].duplicated(keep=False)
+  for pid in sorted(set(t.loc[dup, id_column])):
+    report.add("participant", pid, "duplicate participant ID in the phenotype table; all its "
+               "rows dropped")
+  t = t[~dup].set_index(id_column)
+  if dictionary is not None:
+    meta = dictionary.copy()
+    meta["target"] = meta["target"].astype(str)
+    if "system" not in meta:
+      meta["system"] = "unassigned"
+    if "is_covariate" not in meta:
+      meta["is_covariate"] = False
+    for name in meta["target"]:
+      if name not in t.columns:
+        report.add("target", name, "in the dictionary but not in the phenotype table")
+    meta = meta[meta["target"].isin(t.columns)]
+    for name in t.columns:
+      if name not in set(meta["target"]):
+        report.add("target", name, "not in the dictionary; not probed")
+  else:
+    meta = pd.DataFrame({"target": [str(c) for c in t.columns], "system": "unassigned",
+                         "is_covariate": False})
+    meta["kind"] = None
+  values, keep_meta = {}, []
+  for row in meta.itertuples(index=False):
+    col = t[row.target]
+    if not pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+      conv = pd.to_numeric(col, errors="coerce")
+      if conv.notna().sum() < col.notna().sum():
+        report.add("target", row.target, "non-numeric values")
+        continue
+      col = conv
+    col = col.astype(np.float64)
+    distinct = np.unique(col.dropna())
+    if len(distinct) == 0:
+      report.add("target", row.target, "all values missing")
+      continue
+    if len(distinct) == 1:
+      report.add("target", row.target, "constant")
+      continue
+    kind = row.kind if isinstance(row.kind, str) and row.kind else (
+        "binary" if len(distinct) == 2 else "continuous")
+    if kind == "binary":
+      if len(distinct) != 2:
+        report.add("target", row.target, f"binary in the dictionary but has {len(distinct)} "
+                   "distinct values")
+        continue
+      col = (col == distinct[1]).astype(np.float64).where(col.notna())
+    values[row.target] = col
+    keep_meta.append({"target": row.target, "system": str(row.system), "kind": kind,
+                      "is_covariate": bool(row.is_covariate)})
+  return Phenotypes(pd.DataFrame(values, index=t.index), pd.DataFrame(keep_meta))
+
+
+def align(ids_features: pd.Index, ids_phenotypes: pd.Index, features_path: str,
+          phenotypes_path: str, report: Report) -> list[str]:
+  """Participants on both sides (sorted); the others reported."""
+  both = sorted(set(ids_features) & set(ids_phenotypes))
+  for pid in sorted(set(ids_features) - set(ids_phenotypes)):
+    report.add("participant", pid, f"has embeddings but no phenotypes ({phenotypes_path})")
+  for pid in sorted(set(ids_phenotypes) - set(ids_features)):
+    report.add("participant", pid, f"has phenotypes but no embeddings ({features_path})")
+  if not both:
+    raise ValueError(f"no participant IDs in common between {features_path!r} and "
+                     f"{phenotypes_path!r}")
+  return both
+
+
+def systems_table(targets: pd.DataFrame) -> pd.DataFrame:
+  """Per body system × subset: targets tested, significant, and gain-significant."""
+  tested = targets[targets["status"] == "ok"]
+  agg = {"targets": ("target", "size"), "significant": ("significant", "sum"),
+         "median_score": ("score", "median")}
+  if "gain_significant" in tested:
+    agg["gain_significant"] = ("gain_significant", "sum")
+  out = tested.groupby(["system", "subset"], sort=True).agg(**agg).reset_index()
+  return out
