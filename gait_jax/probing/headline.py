@@ -6,9 +6,9 @@
 Per run (a probe job's workdir): out-of-fold r for age, BMI and visceral fat,
 targets significant after Benjamini–Hochberg, body systems with at least one
 significant independent gain over the covariates (men, women) and, given the
-synthetic cohort's truth.json, the power on planted gait-dependent targets and
-the false discovery proportion among the significant ones (a discovery is false
-when the target is a planted null).
+synthetic cohort's truth.json, power and false discovery proportion
+(`stats.power_fdp`): of plain discoveries (true: gait-dependent or covariate-only
+targets) and of independent gains (true: gait-dependent targets only).
 """
 
 from __future__ import annotations
@@ -20,26 +20,9 @@ import pathlib
 import numpy as np
 import pandas as pd
 
+from gait_jax.probing import stats
+
 HEADLINE_TARGETS = ("age", "bmi", "visceral_fat")
-
-
-def truth_scores(targets: pd.DataFrame, truth: dict, subset: str = "all") -> dict[str, float]:
-  """Power and false discovery proportion of `significant` against planted truth.
-
-  truth: the synthetic cohort's truth.json ({"targets": {name: {"category":
-  "gait" | "covariate_only" | None}}}). Power = significant gait targets / gait
-  targets tested; FDP = significant null targets / significant targets.
-  """
-  category = {name: t.get("category") for name, t in truth["targets"].items()}
-  part = targets[(targets["subset"] == subset) & (targets["status"] == "ok")]
-  part = part[part["target"].isin(list(category))]
-  cat = part["target"].map(category)
-  sig = part["significant"].astype(bool)
-  gait = cat == "gait"
-  null = cat.isna()
-  return {"power_gait": float(sig[gait].mean()) if gait.any() else np.nan,
-          "fdp": float((sig & null).sum() / max(int(sig.sum()), 1)),
-          "null_tested": int(null.sum()), "gait_tested": int(gait.sum())}
 
 
 def headline(run_dir: str | pathlib.Path, truth: dict | None = None) -> dict[str, object]:
@@ -57,7 +40,13 @@ def headline(run_dir: str | pathlib.Path, truth: dict | None = None) -> dict[str
       gained = part[part["gain_significant"].astype(bool)]["system"].nunique()
       row[f"systems_gain_{subset}"] = f"{gained}/{part['system'].nunique()}"
   if truth is not None:
-    row.update(truth_scores(targets, truth))
+    sig = dict(zip(tested.index, tested["significant"].astype(bool)))
+    plain = stats.power_fdp(sig, truth)
+    row.update(power=plain["power"], fdp=plain["fdp"])
+    if "gain_significant" in tested:
+      gain = stats.power_fdp(dict(zip(tested.index, tested["gain_significant"].astype(bool))),
+                             truth, covariate_adjusted=True)
+      row.update(gain_power=gain["power"], gain_fdp=gain["fdp"])
   return row
 
 
