@@ -211,7 +211,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
       df["r_base"], df["r_full"] = sb["r"], sf["r"]
       df["auc_base"], df["auc_full"] = sb["auc"], sf["auc"]
       df["gain"] = sf["score"] - sb["score"]
-      gain_p = np.where(ok, stats.bootstrap_p(bf - bb), np.nan)
+      # The test is on per-participant out-of-fold losses, not on Δr: pooled
+      # out-of-fold correlations carry a fold-mean artifact that differs between
+      # the base and full models and made Δr "significant" for null targets.
+      loss_gain = stats.loss_difference(y[rows], base, full, binary)
+      gain_p = np.where(ok, stats.bootstrap_mean_p(loss_gain, weights), np.nan)
       gain_p[~np.isfinite(df["gain"].to_numpy())] = np.nan
       df["gain_p"] = gain_p
       df["gain_q"], df["gain_significant"] = stats.fdr(gain_p, config.q)

@@ -129,6 +129,36 @@ def bootstrap_p(delta: np.ndarray) -> np.ndarray:
     return np.where(b > 0, (1.0 + (delta <= 0).sum(0)) / (b + 1.0), np.nan)
 
 
+def loss_difference(y: np.ndarray, base: np.ndarray, full: np.ndarray,
+                    binary: np.ndarray) -> np.ndarray:
+  """f64[N, K] per-participant out-of-fold loss of the base model minus the full
+  model's (> 0: the full model predicts that person better); NaN where y is missing.
+
+  Continuous: squared error. Binary (predictions are logits): log-loss with the
+  balanced class weights the models were fitted with.
+  """
+  d = (y - base) ** 2 - (y - full) ** 2
+  b = np.flatnonzero(binary)
+  if len(b):
+    yb = y[:, b]
+    pos = np.nanmean(yb, axis=0)
+    w = np.where(yb == 1, 0.5 / pos, 0.5 / (1 - pos))
+    def log_loss(logit):
+      return np.logaddexp(0.0, -logit) * (yb == 1) + np.logaddexp(0.0, logit) * (yb == 0)
+    d[:, b] = w * (log_loss(base[:, b]) - log_loss(full[:, b]))
+  return np.where(np.isfinite(y), d, np.nan)
+
+
+def bootstrap_mean_p(d: np.ndarray, weights: np.ndarray) -> np.ndarray:
+  """One-sided p of H0: E[d] ≤ 0 from a participant bootstrap of the mean of d[N, K]
+  (weights f[B, N] from `resample_weights`)."""
+  ok = np.isfinite(d)
+  total = weights @ np.where(ok, d, 0.0)
+  count = weights @ ok.astype(np.float64)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    return bootstrap_p(total / count)
+
+
 def fdr(p: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
   """Benjamini–Hochberg over the finite p-values: (q-values, significant)."""
   qv = np.full(p.shape, np.nan)
