@@ -53,7 +53,9 @@ def continuous_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
   mask = np.isfinite(y) & np.isfinite(pred)
   n = mask.sum(0)
   r = pearson(y, pred)
-  with np.errstate(invalid="ignore", divide="ignore"):
+  # Targets not fitted (excluded, reported elsewhere) are all-NaN columns here.
+  with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)
     t = r * np.sqrt((n - 2) / np.maximum(1.0 - r ** 2, 1e-300))
     p = np.where(n > 2, sps.t.sf(t, np.maximum(n - 2, 1)), np.nan)
     y0 = np.where(mask, y, np.nan)
