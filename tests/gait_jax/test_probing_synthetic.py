@@ -49,6 +49,8 @@ def test_headline_table(probed, tmp_path, capsys):
   assert "r_bmi" in capsys.readouterr().out
   row = table.loc["engineered"]
   assert row["r_bmi"] > 0.5 and 0.0 <= row["fdp"] <= 0.2
-  assert row["significant"].endswith(f"/{row['significant'].split('/')[1]}")
+  targets = pd.read_parquet(probed / "probe" / "results" / "targets.parquet")
+  tested = targets[(targets["subset"] == "all") & (targets["status"] == "ok")]
+  assert row["significant"] == f"{int(tested['significant'].sum())}/{len(tested)}"
   assert "systems_gain_male" in table.columns and "gain_fdp" in table.columns
   assert pd.read_csv(out, index_col=0).shape == table.shape
