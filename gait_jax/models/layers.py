@@ -164,8 +164,7 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
   memory grows linearly with the batch and the working set stays in cache. On
   CPU this is several times faster than one batched pass over long sequences
   (T = 900 frames with head dim 16 is memory-bound; benchmarks/attention.py).
-  The result is the same up
-  to float rounding.
+  The result is the same up to float rounding.
   """
   b, heads, length, dim = q.shape
   keys = k.shape[2]
