@@ -89,9 +89,14 @@ BONE_LENGTH_RANGES: dict[tuple[str, str], tuple[float, float]] = {
 }
 
 
+def joint_names(joint_set: str | Sequence[str]) -> tuple[str, ...]:
+  """The joint names of a named joint set (JOINT_SETS) or of a list of names."""
+  return JOINT_SETS[joint_set] if isinstance(joint_set, str) else tuple(joint_set)
+
+
 def joint_indices(joint_set: str | Sequence[str]) -> np.ndarray:
   """Canonical indices (int32[J']) of a named joint set or a list of joint names."""
-  names = JOINT_SETS[joint_set] if isinstance(joint_set, str) else tuple(joint_set)
+  names = joint_names(joint_set)
   unknown = [n for n in names if n not in JOINT_INDEX]
   if unknown:
     raise ValueError(f"unknown joint names {unknown}; canonical joints are {JOINTS}")

@@ -120,8 +120,9 @@ def _config_hash(pretrain: ml_collections.ConfigDict, config: ml_collections.Con
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame | None:
-  """Writes the embeddings (see the module docstring); returns the table on process 0."""
+def run(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
+  """Writes the embeddings (see the module docstring); returns the Parquet file's path
+  on process 0 (None when no group had a usable clip)."""
   if not config.checkpoint_dir:
     raise ValueError("config.checkpoint_dir (a pretraining run's workdir) is required")
   if not config.data.shards:
@@ -139,9 +140,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame | None:
     if dtype == "auto":
       dtype = "bfloat16" if jax.default_backend() in ("gpu", "tpu") else "float32"
     pretrain.model.dtype = dtype
-  joints = skeleton.JOINT_SETS.get(pretrain.data.joints, pretrain.data.joints) \
-      if isinstance(pretrain.data.joints, str) else tuple(pretrain.data.joints)
-  joints = tuple(joints)
+  joints = skeleton.joint_names(pretrain.data.joints)
   manifest, _ = shards_lib.open_shard_set(config.data.shards)
   clip_frames = int(manifest["frames"].iloc[0])
   window = _window_frames(config, pretrain, clip_frames)
@@ -151,9 +150,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame | None:
                             axis_type=config.mesh.axis_type)
   rules = tuple(tuple(r) for r in pretrain.sharding_rules)
   with sharding.use_rules(mesh, rules):
-    model_def, param_specs = state_lib.abstract_model(pretrain, joints, train_frames)
-    abstract = jax.eval_shape(
-        lambda: state_lib.build_model(pretrain, joints, train_frames, jax.random.key(0))[1])
+    model_def, abstract, param_specs = state_lib.abstract_model(pretrain, joints,
+                                                                train_frames)
   param_sh = state_lib.param_shardings(param_specs, mesh, rules)
   abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                           abstract, param_sh)
@@ -177,12 +175,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame | None:
   expected = {(str(p), str(t)): int(n) for (p, t), n in groups.items()}
   group_of = {int(c): (str(p), str(t)) for c, p, t in
               zip(clips.index, clips["participant_id"], clips["task"])}
-  batch_sh = pipeline.batch_sharding(mesh, tuple(config.mesh.data_axes))
   dataset = pipeline.make_dataset(data_cfg, train=False)
   batches = pipeline.GlobalBatches(dataset, mesh, tuple(config.mesh.data_axes))
   embed = jax.jit(make_embed_fn(model_def, window=window, layer=int(config.layer),
                                 hidden=hidden, weights=weights, stats=stats),
-                  in_shardings=(param_sh, batch_sh),
+                  in_shardings=(param_sh, batches.sharding),
                   out_shardings=NamedSharding(mesh, PartitionSpec()))
 
   # --- Stream: embed, reduce per participant × task, write ---------------------------
@@ -196,6 +193,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame | None:
   pending: list[dict[str, object]] = []
   rows_written = 0
   done_clips = 0
+  emitted: set[tuple[str, str]] = set()
 
   def flush(force: bool = False) -> None:
     nonlocal writer, rows_written
@@ -232,6 +230,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame | None:
           vectors = None
         done_clips += 1
         for (pid, task), n_clips, reduced in reducer.add(group, vectors):
+          emitted.add((pid, task))
           for ablation, vec in reduced.items():
             pending.append({"participant_id": pid, "task": task, "ablation": ablation,
                             "n_clips": n_clips, "checkpoint_step": step,
@@ -244,19 +243,16 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame | None:
   for (pid, task), (seen, n) in reducer.incomplete().items():
     report.append({"participant_id": pid, "task": task, "clip_id": -1,
                    "reason": f"incomplete: {seen} of {n} clips read"})
-  usable = {(r["participant_id"], r["task"]) for r in report
-            if r["reason"].startswith("non_finite")}
+  with_bad_clips = {(r["participant_id"], r["task"]) for r in report
+                    if r["reason"].startswith("non_finite")}
   if not main_process:
     return None
-  emitted = set()
+  output = None
   if writer is not None:
     writer.close()
-    (out_dir / "embeddings.parquet.tmp").replace(out_dir / "embeddings.parquet")
-    table = pd.read_parquet(out_dir / "embeddings.parquet")
-    emitted = set(zip(table["participant_id"], table["task"]))
-  else:
-    table = pd.DataFrame(columns=list(KEYS) + names)
-  for group in sorted(usable - emitted):
+    output = out_dir / "embeddings.parquet"
+    (out_dir / "embeddings.parquet.tmp").replace(output)
+  for group in sorted(with_bad_clips - emitted):
     report.append({"participant_id": group[0], "task": group[1], "clip_id": -1,
                    "reason": "no_usable_clip"})
   pd.DataFrame(report, columns=["participant_id", "task", "clip_id", "reason"]).to_csv(
@@ -270,4 +266,4 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame | None:
         f"task groups × {len(ablations)} ablations, {len(names)} features) from step "
         f"{step} in {dt:.0f} s ({done_clips / max(dt, 1e-9):.1f} clips/s); "
         f"{len(report)} report rows", flush=True)
-  return table
+  return output

@@ -93,7 +93,7 @@ def setup_training(config: ml_collections.ConfigDict, mesh, joints, num_frames: 
   rules = tuple(tuple(r) for r in config.sharding_rules)
   schedule = state_lib.make_schedule(config.optim, config.total_steps)
   with sharding.use_rules(mesh, rules):
-    model_def, param_specs = state_lib.abstract_model(config, joints, num_frames)
+    model_def, _, param_specs = state_lib.abstract_model(config, joints, num_frames)
     optimizer = state_lib.make_optimizer(config.optim, config.total_steps,
                                          state_lib.decay_mask(param_specs))
     init = state_lib.init_fn(config, joints, num_frames, optimizer)
@@ -144,8 +144,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   # --- Data -------------------------------------------------------------------
   batches = pipeline.GlobalBatches(pipeline.make_dataset(config.data, train=True), mesh,
                                    data_axes)
-  joints = (skeleton.JOINT_SETS[config.data.joints] if isinstance(config.data.joints, str)
-            else tuple(config.data.joints))
+  joints = skeleton.joint_names(config.data.joints)
   num_frames = _num_frames(config)
 
   # --- Model and optimiser: abstract first, then created sharded ---------------

@@ -78,9 +78,9 @@ def build_model(config: ml_collections.ConfigDict, joints: Sequence[str], num_fr
 
 
 def abstract_model(config: ml_collections.ConfigDict, joints: Sequence[str],
-                   num_frames: int) -> tuple[ModelDef, Any]:
-  """(ModelDef, logical PartitionSpecs of the params) from an abstract (eval_shape)
-  build: nothing is allocated."""
+                   num_frames: int) -> tuple[ModelDef, Any, Any]:
+  """(ModelDef, params as ShapeDtypeStructs, logical PartitionSpecs of the params)
+  from an abstract (eval_shape) build: nothing is allocated."""
   box = {}
 
   def build(rng):
@@ -88,8 +88,8 @@ def abstract_model(config: ml_collections.ConfigDict, joints: Sequence[str],
     box["model_def"], box["specs"] = model_def, specs
     return params
 
-  jax.eval_shape(build, jax.random.key(0))
-  return box["model_def"], box["specs"]
+  abstract = jax.eval_shape(build, jax.random.key(0))
+  return box["model_def"], abstract, box["specs"]
 
 
 def init_fn(config: ml_collections.ConfigDict, joints: Sequence[str], num_frames: int,

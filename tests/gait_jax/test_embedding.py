@@ -113,7 +113,7 @@ def test_embed_fn_windows_cover_the_clip_and_are_sharded(tiny_shards, pretrained
   window changes the embedding; the same batch on an 8-device mesh agrees."""
   from gait_jax.train import state as state_lib  # pylint: disable=import-outside-toplevel
   pre = job.load_pretrain_config(pretrained)
-  model_def, _ = state_lib.abstract_model(pre, JOINTS, 32)
+  model_def, _, _ = state_lib.abstract_model(pre, JOINTS, 32)
   _, params, _ = state_lib.build_model(pre, JOINTS, 32, jax.random.key(0))
   fn = jax.jit(job.make_embed_fn(model_def, window=32, layer=-1, hidden={"none": ()},
                                  weights=pooling.region_weights(JOINTS), stats=("mean",)))
