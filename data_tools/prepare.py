@@ -7,8 +7,14 @@ Every input file gets one row in SHARDS_DIR/qc_report.csv (status ok or excluded
 with the reason); every clip one row in SHARDS_DIR/manifest.parquet. Files are
 processed in sorted order and the output is a pure function of the inputs and
 options, so a re-run rebuilds the same bytes — or, when nothing changed, does
-nothing. Exit status: 0 when at least one clip was prepared, 1 when none could be
-(the message says why), 2 for a usage error.
+nothing. Formats and the file extensions searched for come from the reader
+registry (`data_tools.readers.formats()`); a format's dependency check runs once,
+before any file is read. A progress bar (per file) shows on a terminal.
+
+Exit status: 0 when at least one clip was prepared, 1 when none could be (the
+message says why), 2 for a usage error (a missing input, an unknown format, a
+format whose software is not installed, a bad option): one line on stderr, no
+traceback.
 """
 
 from __future__ import annotations
@@ -25,27 +31,25 @@ import os
 import pathlib
 import re
 import sys
-import time
 from collections.abc import Iterator, Sequence
 
 import pandas as pd
 
-from data_tools import qc
-from data_tools.readers import FORMATS, ReadOptions, get_reader, mkv
+from data_tools import qc, readers
+from data_tools.readers import ReadOptions
 from data_tools.recording import Excluded
-from gait_jax import skeleton
+from gait_jax import progress, skeleton
 from gait_jax.data import records, shards
+from gait_jax.errors import InputError, cli
 
 PREPARE_VERSION = 1
-EXTENSIONS = {"npz": (".npz",), "csv": (".csv",), "kinect_v2_csv": (".csv",),
-              "k4abt_json": (".json",), "mkv": (".mkv",)}
 QC_COLUMNS = ("file", "participant", "task", "session", "status", "reason", "detail",
               "frames_in", "frames_out", "clips", "notes")
 
 
 def find_inputs(patterns: Sequence[str], fmt: str) -> list[str]:
   """Files named by paths, directories (searched recursively) or globs, sorted."""
-  exts = EXTENSIONS[fmt]
+  exts = readers.get_format(fmt).extensions
   found = set()
   for pattern in patterns:
     path = pathlib.Path(pattern)
@@ -66,8 +70,7 @@ def find_inputs(patterns: Sequence[str], fmt: str) -> list[str]:
 def _code_digest() -> str:
   """The source of every module that shapes the output, so a code change rebuilds."""
   h = hashlib.sha256()
-  for module in (qc, records, skeleton, sys.modules[__name__],
-                 sys.modules[get_reader.__module__]):
+  for module in (qc, records, skeleton, sys.modules[__name__]):
     h.update(pathlib.Path(module.__file__).read_bytes())
   for path in sorted(pathlib.Path(qc.__file__).parent.joinpath("readers").glob("*.py")):
     h.update(path.read_bytes())
@@ -102,7 +105,7 @@ def process_file(path: str, fmt: str, read_opts: ReadOptions,
          "status": "excluded", "reason": "", "detail": "", "frames_in": 0,
          "frames_out": 0, "clips": 0, "notes": ""}
   try:
-    rec = get_reader(fmt)(path, read_opts)
+    rec = readers.get_reader(fmt)(path, read_opts)
     if read_opts.id_pattern:
       _identity_from_name(rec, path, read_opts.id_pattern)
     row.update(participant=rec.participant_id, task=rec.task, session=rec.session,
@@ -160,11 +163,11 @@ def prepare(inputs: Sequence[str], fmt: str, out_dir: str, read_opts: ReadOption
             qc_opts: qc.QCOptions, *, workers: int = 1, clips_per_shard: int = 256,
             force: bool = False, log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
   """Prepares a shard set; returns (qc_report, manifest). See the module docstring."""
-  if fmt == "mkv":  # fail once, clearly, rather than once per file
-    mkv.require_pyk4a()
+  format_spec = readers.get_format(fmt)
+  format_spec.check_available()  # fail once, clearly, rather than once per file
   files = find_inputs(inputs, fmt)
   if not files:
-    raise FileNotFoundError(f"no {fmt} files ({', '.join(EXTENSIONS[fmt])}) under "
+    raise FileNotFoundError(f"no {fmt} files ({', '.join(format_spec.extensions)}) under "
                             f"{', '.join(inputs)}")
   fp = fingerprint(files, fmt, read_opts, qc_opts, clips_per_shard)
   out = pathlib.Path(out_dir)
@@ -178,15 +181,15 @@ def prepare(inputs: Sequence[str], fmt: str, out_dir: str, read_opts: ReadOption
       pass  # incomplete or corrupt: rebuild
 
   writer = shards.ShardSetWriter(out, clips_per_shard)
-  qc_rows, start = [], time.time()
+  qc_rows = []
   try:
-    for i, result in enumerate(_results(files, fmt, read_opts, qc_opts, workers)):
-      qc_rows.append(result.qc_row)
-      for record, row in result.clips:
-        writer.add(record, row)
-      if (i + 1) % 500 == 0 or i + 1 == len(files):
-        log(f"  {i + 1}/{len(files)} files, {len(writer.rows)} clips, "
-            f"{time.time() - start:.0f} s")
+    with progress.bar(_results(files, fmt, read_opts, qc_opts, workers), total=len(files),
+                      desc="prepare", unit="file") as results:
+      for result in results:
+        qc_rows.append(result.qc_row)
+        for record, row in result.clips:
+          writer.add(record, row)
+        results.set_postfix(clips=len(writer.rows), refresh=False)
   except BaseException:
     writer.abort()
     raise
@@ -222,13 +225,15 @@ def summarize(report: pd.DataFrame, manifest: pd.DataFrame) -> str:
   return "\n".join(lines)
 
 
+@cli
 def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m data_tools.prepare", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--input", action="append", required=True,
                  help="file, directory (recursive) or glob; repeatable")
-  p.add_argument("--format", required=True, choices=sorted(FORMATS))
-  p.add_argument("--layout", help="source layout for formats that do not declare it")
+  p.add_argument("--format", required=True, choices=list(readers.formats()))
+  p.add_argument("--layout", choices=sorted(skeleton.LAYOUTS),
+                 help="source layout for formats that do not declare it")
   p.add_argument("--out", required=True, help="shard directory")
   p.add_argument("--clip-frames", type=int, default=900)
   p.add_argument("--clip-stride", type=int, default=None,
@@ -251,22 +256,26 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--force", action="store_true", help="rebuild even if up to date")
   args = p.parse_args(argv)
 
+  if args.id_pattern:
+    try:
+      re.compile(args.id_pattern)
+    except re.error as e:
+      raise InputError(f"--id-pattern {args.id_pattern!r}: {e}") from None
+  if args.source_fps is not None and args.source_fps <= 0:
+    raise InputError(f"--source-fps must be positive, got {args.source_fps:g}")
+  if args.clips_per_shard < 1:
+    raise InputError(f"--clips-per-shard must be positive, got {args.clips_per_shard}")
   read_opts = ReadOptions(layout=args.layout, fps=args.source_fps,
                           participant_id=args.participant, task=args.task,
                           session=args.session, units=args.units, id_pattern=args.id_pattern)
+  qc_opts = qc.QCOptions(fps=args.fps, clip_frames=args.clip_frames,
+                         clip_stride=args.clip_stride, max_gap_frames=args.max_gap_frames,
+                         required_joints=(args.required_joints if "," not in args.required_joints
+                                          else tuple(args.required_joints.split(","))))
   try:
-    if args.id_pattern:
-      re.compile(args.id_pattern)
-    qc_opts = qc.QCOptions(fps=args.fps, clip_frames=args.clip_frames,
-                           clip_stride=args.clip_stride, max_gap_frames=args.max_gap_frames,
-                           required_joints=(args.required_joints if "," not in args.required_joints
-                                            else tuple(args.required_joints.split(","))))
     report, manifest = prepare(args.input, args.format, args.out, read_opts, qc_opts,
                                workers=args.workers, clips_per_shard=args.clips_per_shard,
                                force=args.force)
-  except (ValueError, FileNotFoundError, re.error, mkv.MissingDependency) as e:
-    print(f"prepare: {e}", file=sys.stderr)
-    return 2
   except NothingPrepared as e:
     print(f"prepare: {e}", file=sys.stderr)
     return 1

@@ -26,6 +26,7 @@ import numpy as np
 from data_tools.recording import Excluded, Recording
 from gait_jax import skeleton
 from gait_jax.data.records import Clip
+from gait_jax.errors import InputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,12 +52,15 @@ class QCOptions:
 
   def __post_init__(self):
     if self.clip_frames < 1 or (self.clip_stride is not None and self.clip_stride < 1):
-      raise ValueError("clip_frames and clip_stride must be positive")
+      raise InputError("clip_frames and clip_stride must be positive")
     if self.median_frames not in (1, 3):
-      raise ValueError("median_frames must be 1 or 3")
+      raise InputError("median_frames must be 1 or 3")
     if self.fps <= 0 or self.max_gap_frames < 0:
-      raise ValueError("fps must be positive and max_gap_frames non-negative")
-    skeleton.joint_indices(self.required_joints)  # raises for unknown names
+      raise InputError("fps must be positive and max_gap_frames non-negative")
+    try:
+      skeleton.joint_indices(self.required_joints)
+    except ValueError as e:
+      raise InputError(f"required_joints {self.required_joints!r}: {e}") from None
 
 
 @dataclasses.dataclass

@@ -5,7 +5,8 @@
 Prints the QC outcome per reason, clips per task and split, the cohort's phenotype
 dictionary (when `--cohort` is a `data_tools.synth` directory), and a few training
 batches drawn through the Grain pipeline onto a mesh over the local devices, with
-the loader's throughput.
+the loader's throughput. A directory that is not a shard set (or a `--cohort` that
+is not a synth output) is a usage error: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 
 from gait_jax.data import config as data_config
 from gait_jax.data import pipeline, shards
+from gait_jax.errors import InputError, cli
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -56,6 +58,9 @@ def shard_summary(shards_dir: str, split_seed: int = 0) -> str:
 
 def cohort_summary(cohort_dir: str) -> str:
   cohort = pathlib.Path(cohort_dir)
+  if not (cohort / "dictionary.csv").is_file():
+    raise InputError(f"--cohort {cohort_dir}: no dictionary.csv, not a data_tools.synth "
+                     "output directory")
   dictionary = pd.read_csv(cohort / "dictionary.csv")
   phenotypes = pd.read_parquet(cohort / "phenotypes.parquet")
   targets = dictionary[~dictionary["is_covariate"].astype(bool)]
@@ -111,6 +116,7 @@ def pipeline_summary(shards_dir: str, batch_size: int, crop_frames: int,
   return "\n".join(lines)
 
 
+@cli
 def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m data_tools.summary", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,14 +126,15 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--crop-frames", type=int, default=0)
   p.add_argument("--seconds", type=float, default=3.0, help="loader timing")
   args = p.parse_args(argv)
+  if args.batch_size < 1 or args.seconds <= 0:
+    raise InputError("--batch-size and --seconds must be positive")
   try:
     print(shard_summary(args.shards))
-    if args.cohort:
-      print(cohort_summary(args.cohort))
-    print(pipeline_summary(args.shards, args.batch_size, args.crop_frames, args.seconds))
-  except (shards.ShardSetError, ValueError, FileNotFoundError) as e:
-    print(f"summary: {e}", file=sys.stderr)
-    return 1
+  except shards.ShardSetError as e:
+    raise InputError(str(e)) from None
+  if args.cohort:
+    print(cohort_summary(args.cohort))
+  print(pipeline_summary(args.shards, args.batch_size, args.crop_frames, args.seconds))
   return 0
 
 

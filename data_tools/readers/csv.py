@@ -25,6 +25,9 @@ from data_tools.readers import ReadOptions
 from data_tools.recording import Excluded, Recording, check_timestamps, uniform_timestamps
 from gait_jax import skeleton
 
+FORMAT = "csv"
+EXTENSIONS = (".csv",)
+
 UNIT_SCALE: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 _SIDECAR_KEYS = frozenset({"participant_id", "task", "session", "fps", "layout", "units"})
 

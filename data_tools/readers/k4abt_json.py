@@ -30,6 +30,9 @@ from data_tools.readers import ReadOptions
 from data_tools.recording import Excluded, Recording, read_text
 from gait_jax import skeleton
 
+FORMAT = "k4abt_json"
+EXTENSIONS = (".json",)
+
 PELVIS = skeleton.JOINT_INDEX["PELVIS"]
 # How far (metres) the pelvis may move between the last chosen frame and a body
 # with a new id for that body to count as the same person re-identified.

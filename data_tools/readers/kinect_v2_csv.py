@@ -27,6 +27,9 @@ from data_tools.readers import ReadOptions
 from data_tools.recording import Excluded, Recording, read_text, uniform_timestamps
 from gait_jax import skeleton
 
+FORMAT = "kinect_v2_csv"
+EXTENSIONS = (".csv",)
+
 LAYOUT = skeleton.KINECT_V2
 DEFAULT_FPS = 30.0
 # The file's joint order (Kinect v2 JointType names).

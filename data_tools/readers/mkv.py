@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_tools.readers import ReadOptions
+from data_tools.readers import MissingDependency, ReadOptions
 from data_tools.readers.k4abt_json import TrackedBody, tracked_recording
 from data_tools.recording import Excluded, Recording
 from gait_jax import skeleton
+
+FORMAT = "mkv"
+EXTENSIONS = (".mkv",)
 
 INSTALL_HELP = (
     "Reading Azure Kinect .mkv recordings needs pyk4a with body tracking: "
@@ -25,10 +28,6 @@ INSTALL_HELP = (
     "https://learn.microsoft.com/azure/kinect-dk/ ). Simpler: run Microsoft's "
     "offline_processor (Azure-Kinect-Samples/body-tracking-samples) on each .mkv "
     "to get a JSON file, then prepare those with `--format k4abt_json`.")
-
-
-class MissingDependency(RuntimeError):
-  """pyk4a, its native SDKs or its body tracker are not installed."""
 
 
 def require_pyk4a():
@@ -49,6 +48,11 @@ def require_pyk4a():
         f"the installed pyk4a ({version}) has no body tracker (no "
         f"PyK4ACapture.body_skeleton); released pyk4a does not include one. {INSTALL_HELP}")
   return pyk4a
+
+
+def check_available() -> None:
+  """The registry's dependency check: raises MissingDependency without pyk4a."""
+  require_pyk4a()
 
 
 def _bodies(capture) -> list[TrackedBody]:

@@ -28,6 +28,9 @@ from data_tools.readers import ReadOptions
 from data_tools.recording import Excluded, Recording, check_timestamps, uniform_timestamps
 from gait_jax import skeleton
 
+FORMAT = "npz"
+EXTENSIONS = (".npz",)
+
 _KNOWN_KEYS = frozenset({"positions", "fps", "timestamps", "confidence", "layout",
                          "participant_id", "task", "session", "joint_present"})
 _DEFAULT_LAYOUT = "azure_kinect"

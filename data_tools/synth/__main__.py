@@ -9,8 +9,10 @@ import os
 
 from data_tools.synth.cohort import generate
 from data_tools.synth.render import FORMATS
+from gait_jax.errors import cli
 
 
+@cli
 def main(argv: list[str] | None = None) -> dict:
   parser = argparse.ArgumentParser(prog="python -m data_tools.synth", description=__doc__)
   parser.add_argument("--out", required=True, help="output directory")
@@ -28,7 +30,7 @@ def main(argv: list[str] | None = None) -> dict:
                            "JSON in mm, no NaN, confidence levels 0-2, ~10%% of "
                            "recordings with a bystander and ~3%% with a tracker id "
                            "switch, listed in DIR/recordings.csv)")
-  parser.add_argument("--quiet", action="store_true", help="no progress lines")
+  parser.add_argument("--quiet", action="store_true", help="no progress bar or summary lines")
   args = parser.parse_args(argv)
   if args.seed < 0:
     parser.error("--seed must be >= 0")

@@ -16,11 +16,14 @@ import os
 import re
 import sys
 import time
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from data_tools.synth import k4abt, motor, people, phenotypes, render
+from gait_jax import progress
+from gait_jax.errors import InputError
 
 VERSION = "1.0"
 # Per-recording events of a k4abt_json cohort (bystanders, id switches).
@@ -37,6 +40,19 @@ def _work(job: tuple[int, dict[str, float]]) -> dict:
   index, row = job
   return render.participant(_ARGS["seed"], index, row, _ARGS["num_frames"], _ARGS["out_dir"],
                             _ARGS["fmt"])
+
+
+def _rendered(jobs: Iterable[tuple[int, dict[str, float]]], workers: int,
+              init_args: tuple) -> Iterator[dict]:
+  """Each participant's render stats, in participant order."""
+  if workers == 1:
+    _init(*init_args)
+    yield from map(_work, jobs)
+    return
+  # fork would copy the parent's memory for nothing; spawn costs ~1 s once.
+  ctx = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
+  with ctx.Pool(workers, initializer=_init, initargs=init_args) as pool:
+    yield from pool.imap(_work, jobs, chunksize=1)
 
 
 def _remove_stale(rec_dir: str, participants: int, fmt: str = "npz"):
@@ -115,7 +131,8 @@ def generate(out_dir: str, participants: int, seed: int = 0, seconds: float = 30
     seconds: duration of each recording (30 fps).
     targets: number of phenotype targets (besides the covariates).
     workers: processes rendering motion; None = os.cpu_count(); 1 = in-process.
-    verbose: print progress and a final summary line.
+    verbose: show a progress bar (per participant, on a terminal) and print a
+      final summary line.
     format: "npz" (recordings/<pid>_<task>.npz) or "k4abt_json"
       (recordings/<pid>_<task>.json as Azure Kinect Body Tracking's
       offline_processor writes it; see k4abt.py). The participant's numbers
@@ -128,11 +145,15 @@ def generate(out_dir: str, participants: int, seed: int = 0, seconds: float = 30
   """
   fmt = format
   if fmt not in render.FORMATS:
-    raise ValueError(f"unknown format {fmt!r}; known: {sorted(render.FORMATS)}")
+    raise InputError(f"unknown format {fmt!r}; known: {sorted(render.FORMATS)}")
   start = time.perf_counter()
   num_frames = int(round(seconds * render.FPS))
   if participants < 1 or num_frames < 2:
-    raise ValueError("need at least one participant and two frames")
+    raise InputError(f"need at least one participant and two frames, got {participants} "
+                     f"participants of {num_frames} frames")
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise InputError(f"{out_dir}: exists and is not a directory")
+  design = phenotypes.design(seed, targets)  # checks `targets` before any file is touched
   rec_dir = os.path.join(out_dir, "recordings")
   os.makedirs(rec_dir, exist_ok=True)
   _remove_stale(rec_dir, participants, fmt)
@@ -141,7 +162,6 @@ def generate(out_dir: str, participants: int, seed: int = 0, seconds: float = 30
     os.remove(events_csv)
   cohort = people.sample(seed, participants)
   params = motor.params(cohort)
-  design = phenotypes.design(seed, targets)
   values = phenotypes.simulate(design, cohort, seed)
   phenotypes.table(design, cohort, values).to_parquet(
       os.path.join(out_dir, "phenotypes.parquet"), index=False)
@@ -156,28 +176,14 @@ def generate(out_dir: str, participants: int, seed: int = 0, seconds: float = 30
   workers = max(1, min(workers or os.cpu_count() or 1, participants))
   totals = dict(recordings=0, frames=0, bytes=0, dropped=0, joint_frames=0, timestamped=0)
   rows: list[dict] = []
-  report_every = max(1, participants // 20)
   t_motion = time.perf_counter()
-
-  def tally(done: int, stats: dict):
+  rendered = _rendered(jobs, workers, (seed, num_frames, rec_dir, fmt))
+  if verbose:
+    rendered = progress.bar(rendered, total=participants, desc="synth", unit="participant")
+  for stats in rendered:
     for k in totals:
       totals[k] += stats[k]
     rows.extend(stats.get("rows", ()))
-    if verbose and (done % report_every == 0 or done == participants):
-      el = time.perf_counter() - t_motion
-      print(f"synth: {done}/{participants} participants, {totals['recordings']} recordings,"
-            f" {el:.1f} s, eta {el / done * (participants - done):.0f} s", flush=True)
-
-  if workers == 1:
-    _init(seed, num_frames, rec_dir, fmt)
-    for done, job in enumerate(jobs, 1):
-      tally(done, _work(job))
-  else:
-    # fork would copy the parent's memory for nothing; spawn costs ~1 s once.
-    ctx = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
-    with ctx.Pool(workers, initializer=_init, initargs=(seed, num_frames, rec_dir, fmt)) as pool:
-      for done, stats in enumerate(pool.imap(_work, jobs, chunksize=1), 1):
-        tally(done, stats)
   if fmt != "npz":
     # Rows arrive in participant order (imap), so the file is deterministic.
     pd.DataFrame(rows, columns=[f.name for f in dataclasses.fields(k4abt.Events)]).to_csv(

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import special
 
 from data_tools.synth import catalogue, people
+from gait_jax.errors import InputError
 
 CATEGORIES: tuple[str, ...] = ("gait", "covariate_only", "null")
 CATEGORY_SHARES = {"gait": 0.35, "covariate_only": 0.30, "null": 0.35}
@@ -67,7 +68,7 @@ def _allocate(total: int, shares: dict[str, float]) -> dict[str, int]:
   """Largest-remainder split of `total` over the keys, at least 1 each."""
   keys = list(shares)
   if total < len(keys):
-    raise ValueError(f"need at least {len(keys)} targets (one per body system), got {total}")
+    raise InputError(f"need at least {len(keys)} targets (one per body system), got {total}")
   raw = np.array([shares[k] for k in keys], np.float64)
   raw = raw / raw.sum() * (total - len(keys))
   counts = np.floor(raw).astype(int) + 1

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -58,16 +59,25 @@ EXPECTED = {"empty_file.npz": "empty", "truncated.npz": "truncated",
             "no_fps.npz": "bad_metadata"}
 
 
-def _run(*args) -> subprocess.CompletedProcess:
+def _run(*args, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
   return subprocess.run([sys.executable, "-m", "data_tools.prepare", *map(str, args)],
-                        capture_output=True, text=True, check=False)
+                        capture_output=True, text=True, check=False,
+                        env={**os.environ, **(env or {})})
+
+
+def _usage_error(proc: subprocess.CompletedProcess) -> str:
+  """The one stderr line of a usage error (exit status 2, no traceback)."""
+  assert proc.returncode == 2, proc.stderr
+  assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+  return proc.stderr
 
 
 def test_mixed_batch_shards_good_files_and_reports_every_file(mixed_inputs, tmp_path):
   out = tmp_path / "shards"
   proc = _run("--input", mixed_inputs, "--format", "npz", "--out", out,
-              "--clip-frames", "30", "--workers", "2")
+              "--clip-frames", "30", "--workers", "2", env={"GAIT_JAX_PROGRESS": "1"})
   assert proc.returncode == 0, proc.stderr
+  assert "prepare: 100%" in proc.stderr and "13/13" in proc.stderr  # the per-file bar
   report = pd.read_csv(out / "qc_report.csv", keep_default_na=False)
   assert len(report) == 13
   by_file = {pathlib.Path(f).name: r for f, r in zip(report["file"], report.to_dict("records"))}
@@ -135,18 +145,28 @@ def test_id_pattern_sets_identity_and_excludes_non_matching_names(mixed_inputs, 
   gappy = report[report["file"].str.endswith("gappy.npz")].iloc[0]
   assert gappy["reason"] == "bad_metadata" and "--id-pattern" in gappy["detail"]
   proc = _run("--input", mixed_inputs, "--format", "npz", "--out", out, "--id-pattern", "(")
-  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert "--id-pattern '('" in _usage_error(proc)
 
 
 def test_usage_errors(tmp_path):
-  proc = _run("--input", tmp_path / "nowhere", "--format", "npz", "--out", tmp_path / "o")
-  assert proc.returncode == 2 and "no such file" in proc.stderr
-  proc = _run("--input", tmp_path, "--format", "npz", "--out", tmp_path / "o")
-  assert proc.returncode == 2 and "no npz files" in proc.stderr
+  nowhere = tmp_path / "nowhere"
+  err = _usage_error(_run("--input", nowhere, "--format", "npz", "--out", tmp_path / "o"))
+  assert f"--input {nowhere}: no such file" in err
+  err = _usage_error(_run("--input", tmp_path, "--format", "npz", "--out", tmp_path / "o"))
+  assert "no npz files (.npz) under" in err
+  err = _usage_error(_run("--input", tmp_path, "--format", "npz", "--out", tmp_path / "o",
+                          "--required-joints", "PELVIS,TAIL"))
+  assert "unknown joint names ['TAIL']" in err
+  assert not (tmp_path / "o").exists()
+
+
+def test_mkv_without_pyk4a_is_one_line_naming_what_to_install(tmp_path):
+  """Microsoft's native SDKs cannot be installed here, so pyk4a is never importable."""
   (tmp_path / "a.mkv").write_bytes(b"\x1a\x45\xdf\xa3")
-  proc = _run("--input", tmp_path, "--format", "mkv", "--out", tmp_path / "o")
-  assert proc.returncode == 2 and "pip install 'gait_jax[kinect]'" in proc.stderr
-  assert "Traceback" not in proc.stderr
+  err = _usage_error(_run("--input", tmp_path, "--format", "mkv", "--out", tmp_path / "o"))
+  assert "pip install 'gait_jax[kinect]'" in err and "--format k4abt_json" in err
+  assert "import pyk4a failed" in err
+  assert not (tmp_path / "o").exists()  # refused before any file was read
 
 
 def test_real_kinect_v2_recordings(ucalgary_dir, tmp_path):

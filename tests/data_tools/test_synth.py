@@ -262,7 +262,8 @@ def test_deterministic_across_runs_and_workers(tmp_path):
   assert not pa.age.equals(pc.age)
 
 
-def test_cli(tmp_path, capsys):
+def test_cli(tmp_path, capsys, monkeypatch):
+  monkeypatch.setenv("GAIT_JAX_PROGRESS", "1")  # the bar even though stderr is captured
   (tmp_path / "recordings").mkdir()
   stale = tmp_path / "recordings" / "P00003_treadmill.npz"  # from a larger cohort
   stale.write_bytes(b"old")
@@ -270,8 +271,23 @@ def test_cli(tmp_path, capsys):
                              "--targets", "40", "--workers", "1", "--seed", "1"])
   assert summary["recordings"] == 10 and summary["targets"] == 40
   assert not stale.exists() and len(list((tmp_path / "recordings").iterdir())) == 10
-  assert "synth: wrote 10 recordings" in capsys.readouterr().out
+  out, err = capsys.readouterr()
+  assert "synth: wrote 10 recordings" in out and "participants," not in out
+  assert "synth: 100%" in err and "2/2" in err  # the per-participant bar
   d = pd.read_csv(tmp_path / "dictionary.csv")
   assert (~d.is_covariate).sum() == 40 and d[~d.is_covariate].system.nunique() == 18
   with pytest.raises(ValueError, match="one per body system"):
     phenotypes.design(0, 10)
+
+
+def test_cli_user_errors_are_one_line(tmp_path, capsys):
+  with pytest.raises(SystemExit) as info:
+    synth_main.main(["--out", str(tmp_path / "c"), "--participants", "2", "--targets", "3"])
+  err = capsys.readouterr().err
+  assert info.value.code == 2 and err.count("\n") == 1
+  assert "need at least 18 targets (one per body system), got 3" in err
+  assert not (tmp_path / "c").exists()  # refused before any file was written
+  (tmp_path / "file").write_text("")
+  with pytest.raises(SystemExit) as info:
+    synth_main.main(["--out", str(tmp_path / "file"), "--participants", "2"])
+  assert info.value.code == 2 and "is not a directory" in capsys.readouterr().err
