@@ -4,7 +4,7 @@ r"""Frozen embeddings of a pretrained encoder for every clip of a shard set.
       --config.checkpoint_dir=runs/pretrain_small --config.data.shards=runs/demo/shards
 
 Writes runs/embed/embeddings.parquet: one row per participant × task × ablation
-(see gait_jax/embedding/job.py). Variants:
+(see gait_jax/embedding/job.py). Variants (every field in gait_jax/embedding/config.py):
   default    the published pooling: last layer, legs/arms/torso/head, mean and
              99th percentile over time, median over a person's clips; no ablation
   ablations  also every "zero one region" and "only one region" ablation (9 rows
@@ -14,48 +14,10 @@ Writes runs/embed/embeddings.parquet: one row per participant × task × ablatio
 
 import ml_collections
 
-from gait_jax.data import config as data_config
-from gait_jax.embedding import pooling
+from gait_jax import configs
+from gait_jax.embedding import config as embed_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variant = arg or "default"
-  if variant not in ("default", "ablations", "smoke"):
-    raise ValueError(f"unknown variant {variant!r}; expected default, ablations or smoke")
-  c = ml_collections.ConfigDict()
-  c.job = "embed"
-  # A pretraining run's workdir (its config.json and checkpoints/). Required.
-  c.checkpoint_dir = ""
-  c.data = data_config.get_data_config()
-  c.data.split = "all"  # embed everyone; probes cross-validate by participant
-  c.data.batch_size = 16
-  c.data.crop_frames = 0  # whole clips; windows are cut below
-  c.data.worker_count = 0
-  # Frames per encoder window: -1 = the pretraining crop length (0 there: the
-  # whole clip); 0 = the whole clip. A clip is cut into consecutive windows and
-  # their token features pooled together.
-  c.window_frames = -1
-  # Which layer's token features (-1 = the last, after its LayerNorm).
-  c.layer = -1
-  # Compute dtype: "auto" (bf16 on GPU/TPU, else f32), "float32", "bfloat16", or
-  # "pretrain" (the pretraining run's).
-  c.dtype = "auto"
-  c.pool = ml_collections.ConfigDict()
-  c.pool.regions = pooling.DEFAULT_REGIONS
-  c.pool.stats = ("mean", "p99")
-  # A participant × task's clips → one vector: "median" (published) or "mean".
-  c.person_reduce = "median"
-  c.ablations = ("none",)
-  if variant == "ablations":
-    names = [n for n, _ in pooling.DEFAULT_REGIONS]
-    c.ablations = ("none",) + tuple(f"zero:{n}" for n in names) + tuple(
-        f"only:{n}" for n in names)
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.axes = (("data", -1),)
-  c.mesh.data_axes = ("data",)
-  c.mesh.axis_type = "auto"
-  if variant == "smoke":
-    c.data.batch_size = 8
-    c.data.read_threads = 1
-    c.data.prefetch = 1
-  return c
+  variant, _ = configs.parse_variant(arg, embed_config.VARIANTS, "default")
+  return embed_config.get_config(variant)

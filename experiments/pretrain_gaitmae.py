@@ -8,21 +8,20 @@ Variants (the argument after ":"):
          26 joints, batch 8, rematerialised blocks, bf16 compute on GPU/TPU.
   small  a CPU-sized model over 3 s crops; about 4 minutes on 2 cores.
   smoke  a tiny model for tests: a handful of steps over 32-frame crops.
-Append ",key=value" for variant options, e.g. ":paper,dtype=float32".
+Every field is in gait_jax/train/config.py and gait_jax/models/configs.py; override
+any on the command line, e.g. --config.model.dtype=float32.
 Sweeps: `python launch/sweep.py experiments/pretrain_gaitmae.py:small --root runs/sweep`.
 """
 
 import ml_collections
 
-from gait_jax import models
+from gait_jax import configs
 from gait_jax.train import config as train_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variant, extras = train_config.parse_arg(arg, "small")
-  c = train_config.variant_config(variant)
-  c.model = models.get_model_config(variant)
-  c.model.dtype = train_config.model_dtype(variant, extras)
+  variant, _ = configs.parse_variant(arg, train_config.VARIANTS, "small")
+  c = train_config.get_config(variant, model=variant)
   if variant == "paper":
     c.model.remat = True
     c.optim.lr = 5e-4

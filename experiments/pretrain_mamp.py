@@ -11,15 +11,13 @@ pretrain_gaitmae.py). Sweep: `python launch/sweep.py experiments/pretrain_mamp.p
 
 import ml_collections
 
-from gait_jax import models
+from gait_jax import configs
 from gait_jax.train import config as train_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variant, extras = train_config.parse_arg(arg, "small")
-  c = train_config.variant_config(variant)
-  c.model = models.get_model_config(f"mamp_{variant}")
-  c.model.dtype = train_config.model_dtype(variant, extras)
+  variant, _ = configs.parse_variant(arg, train_config.VARIANTS, "small")
+  c = train_config.get_config(variant, model=f"mamp_{variant}")
   if variant == "paper":
     c.data.batch_size = 32
   elif variant == "small":

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from gait_jax.errors import EXIT_USAGE, InputError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file[:variant]",
                                           lock_config=True)
@@ -37,6 +40,34 @@ def _multi_process_environment() -> bool:
           or "TPU_WORKER_HOSTNAMES" in env or int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1)
 
 
+def _usage_error(message: str) -> None:
+  print(f"gait_jax.main: error: {message}", file=sys.stderr)
+  raise SystemExit(EXIT_USAGE)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with user errors (a bad flag, an unknown variant, a missing
+  experiment file) as one line on stderr; a bug in a config file keeps its traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    cause = e.__context__
+    if cause is not None and not isinstance(cause, (InputError, OSError, flags.Error)):
+      raise
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else str(e)
+    for prefix in ("gait_jax.errors.InputError: ", "FileNotFoundError: ", "IOError: "):
+      last = last.removeprefix(prefix)
+    _usage_error(last if cause is not None else lines[0])
+  except (AttributeError, KeyError) as e:  # --config.<field> that the config lacks
+    overrides = [a.split("=")[0] for a in argv if a.startswith("--config.")]
+    if not overrides:
+      raise
+    _usage_error(f"no such config field {str(e).strip(chr(34))} (overrides: "
+                 f"{', '.join(overrides)})")
+  return []
+
+
 def main(argv) -> None:
   del argv
   if not flags.FLAGS["verbosity"].present:  # Orbax logs every file at INFO
@@ -45,10 +76,17 @@ def main(argv) -> None:
   if _multi_process_environment():
     jax.distributed.initialize()
   config = _CONFIG.value
-  if config.job not in JOBS:
-    raise app.UsageError(f"config.job={config.job!r}; known jobs: {sorted(JOBS)}")
-  importlib.import_module(JOBS[config.job]).run(config, _WORKDIR.value)
+  try:
+    job = config.job
+  except OSError as e:  # the experiment file could not be loaded
+    _usage_error(str(e).strip().splitlines()[-1].strip())
+  if job not in JOBS:
+    _usage_error(f"config.job={job!r}; known jobs: {sorted(JOBS)}")
+  try:
+    importlib.import_module(JOBS[job]).run(config, _WORKDIR.value)
+  except (InputError, FileNotFoundError) as e:
+    _usage_error(str(e))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

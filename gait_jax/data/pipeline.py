@@ -2,6 +2,8 @@
 
   select_clips    manifest + config filters (task, participant, split) → clip ids
   make_dataset    → grain.IterDataset of this process's batches (numpy)
+  make_clip_dataset → grain.MapDataset of raw records with their manifest identity
+                  (for jobs on the recording itself: features)
   GlobalBatches   host batches → jax.Arrays sharded over the mesh's data axes,
                   with the Grain iterator's checkpointable state
 
@@ -208,6 +210,13 @@ def make_dataset(cfg: ml_collections.ConfigDict, *, train: bool,
     ds = ds.map(tr.DecodeRecord()).map(tr.EvalTransform(opts))
     ds = ds.batch(local_batch, drop_remainder=False)  # padded: every batch is full
 
+  return to_iter_dataset(ds, cfg)
+
+
+def to_iter_dataset(ds: grain.MapDataset, cfg: ml_collections.ConfigDict
+                    ) -> grain.IterDataset:
+  """`ds` read with the config's threads and prefetch, its maps run in
+  `cfg.worker_count` worker processes (0 = in this process)."""
   read = grain.ReadOptions(num_threads=cfg.read_threads,
                            prefetch_buffer_size=cfg.prefetch)
   it_ds = ds.to_iter_dataset(read)
@@ -216,6 +225,50 @@ def make_dataset(cfg: ml_collections.ConfigDict, *, train: bool,
     it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(
         num_workers=cfg.worker_count, per_worker_buffer_size=cfg.worker_buffer_size))
   return it_ds
+
+
+class _ReportedClipSource(ClipSource):
+  """A ClipSource whose elements also carry the manifest's participant_id and task,
+  and where a record the shard cannot give back (e.g. a corrupt chunk) comes as
+  record b"" with its `error` instead of raising, so a job can report it and go on."""
+
+  def __init__(self, paths: Sequence[str], rows: pd.DataFrame):
+    super().__init__(paths, rows["clip_id"].to_numpy())
+    self._identity = rows[["participant_id", "task"]].astype(str).to_dict("records")
+
+  def _element(self, i: int, record: bytes, error: str = "") -> dict[str, Any]:
+    return {**super()._element(i, record), **self._identity[i], "error": error}
+
+  def __getitem__(self, index) -> dict[str, Any]:
+    i = int(index)
+    try:
+      record, error = self._source[int(self._ids[i])], ""
+    except Exception as e:  # pylint: disable=broad-except
+      record, error = b"", str(e) or type(e).__name__
+    return self._element(i, record, error)
+
+  def _getitems(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+    try:
+      return super()._getitems(indices)
+    except Exception:  # pylint: disable=broad-except
+      return [self[i] for i in indices]
+
+
+def make_clip_dataset(cfg: ml_collections.ConfigDict) -> grain.MapDataset:
+  """Every clip `select_clips` keeps, as its raw record with its manifest identity,
+  for jobs that work on the recording rather than on a model example (features).
+
+  Evaluation mode without the model's transforms: clip-id order, no shuffle,
+  augmentation, cropping, centring, scaling or padding, all clips in this process.
+  Elements: {"record": bytes, "error": str, "clip_id": int, "valid": True,
+  "participant_id": str, "task": str}; an unreadable record has record b"" and its
+  error. Map the job's own transforms on it and read it with `to_iter_dataset`.
+  """
+  if not cfg.shards:
+    raise ValueError("cfg.shards (the shard set directory) is required")
+  manifest, paths = shards_lib.open_shard_set(cfg.shards)
+  rows = manifest.iloc[select_clips(manifest, cfg)]  # clip ids are manifest positions
+  return grain.MapDataset.source(_ReportedClipSource(paths, rows))
 
 
 def _mark_flags_parsed() -> None:

@@ -38,24 +38,12 @@ import pyarrow.parquet as pq
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
-from gait_jax import sharding, skeleton
+from gait_jax import progress, schema, sharding
+from gait_jax.errors import InputError
 from gait_jax.data import pipeline
 from gait_jax.data import shards as shards_lib
 from gait_jax.embedding import aggregate, pooling
-from gait_jax.train import checkpoint as ckpt_lib
 from gait_jax.train import state as state_lib
-
-KEYS = ("participant_id", "task", "ablation", "n_clips", "checkpoint_step", "config_hash")
-
-
-def load_pretrain_config(checkpoint_dir: str | pathlib.Path) -> ml_collections.ConfigDict:
-  """The config a pretraining run wrote to its workdir (config.json)."""
-  path = pathlib.Path(checkpoint_dir) / "config.json"
-  if not path.is_file():
-    raise FileNotFoundError(f"{path}: not found; checkpoint_dir must be a pretraining "
-                            "run's workdir (it holds config.json and checkpoints/)")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
-
 
 def ablation_regions(ablation: str, regions: Sequence[tuple[str, Sequence[str]]]
                      ) -> tuple[str, ...]:
@@ -80,7 +68,7 @@ def _window_frames(config: ml_collections.ConfigDict,
   if window == 0:
     window = clip_frames
   if window > clip_frames:
-    raise ValueError(f"window_frames={window} exceeds the clips' {clip_frames} frames")
+    raise InputError(f"window_frames={window} exceeds the clips' {clip_frames} frames")
   return window
 
 
@@ -124,9 +112,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
   """Writes the embeddings (see the module docstring); returns the Parquet file's path
   on process 0 (None when no group had a usable clip)."""
   if not config.checkpoint_dir:
-    raise ValueError("config.checkpoint_dir (a pretraining run's workdir) is required")
+    raise InputError("config.checkpoint_dir (a pretraining run's workdir) is required")
   if not config.data.shards:
-    raise ValueError("config.data.shards (the shard set to embed) is required")
+    raise InputError("config.data.shards (the shard set to embed) is required")
   out_dir = pathlib.Path(workdir)
   main_process = jax.process_index() == 0
   if main_process:
@@ -134,28 +122,13 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
   t0 = time.perf_counter()
 
   # --- The pretrained model -------------------------------------------------------
-  pretrain = load_pretrain_config(config.checkpoint_dir)
-  if config.dtype != "pretrain":
-    dtype = config.dtype
-    if dtype == "auto":
-      dtype = "bfloat16" if jax.default_backend() in ("gpu", "tpu") else "float32"
-    pretrain.model.dtype = dtype
-  joints = skeleton.joint_names(pretrain.data.joints)
+  mesh = sharding.make_mesh(tuple(tuple(a) for a in config.mesh.axes),
+                            axis_type=config.mesh.axis_type)
+  encoder = state_lib.load_encoder(config.checkpoint_dir, mesh, str(config.dtype))
+  pretrain, joints, params, step = encoder.config, encoder.joints, encoder.params, encoder.step
   manifest, _ = shards_lib.open_shard_set(config.data.shards)
   clip_frames = int(manifest["frames"].iloc[0])
   window = _window_frames(config, pretrain, clip_frames)
-  train_frames = int(pretrain.data.crop_frames) or window
-
-  mesh = sharding.make_mesh(tuple(tuple(a) for a in config.mesh.axes),
-                            axis_type=config.mesh.axis_type)
-  rules = tuple(tuple(r) for r in pretrain.sharding_rules)
-  with sharding.use_rules(mesh, rules):
-    model_def, abstract, param_specs = state_lib.abstract_model(pretrain, joints,
-                                                                train_frames)
-  param_sh = state_lib.param_shardings(param_specs, mesh, rules)
-  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                          abstract, param_sh)
-  params, step = ckpt_lib.restore_params(config.checkpoint_dir, abstract)
 
   regions = tuple((str(n), tuple(p)) for n, p in config.pool.regions)
   stats = tuple(config.pool.stats)
@@ -177,19 +150,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
               zip(clips.index, clips["participant_id"], clips["task"])}
   dataset = pipeline.make_dataset(data_cfg, train=False)
   batches = pipeline.GlobalBatches(dataset, mesh, tuple(config.mesh.data_axes))
-  embed = jax.jit(make_embed_fn(model_def, window=window, layer=int(config.layer),
+  embed = jax.jit(make_embed_fn(encoder.model_def, window=window, layer=int(config.layer),
                                 hidden=hidden, weights=weights, stats=stats),
-                  in_shardings=(param_sh, batches.sharding),
+                  in_shardings=(encoder.shardings, batches.sharding),
                   out_shardings=NamedSharding(mesh, PartitionSpec()))
 
   # --- Stream: embed, reduce per participant × task, write ---------------------------
   reducer = aggregate.GroupReducer(expected, ablations, str(config.person_reduce))
   report: list[dict[str, object]] = []
   writer = None
-  schema = pa.schema([("participant_id", pa.string()), ("task", pa.string()),
-                      ("ablation", pa.string()), ("n_clips", pa.int32()),
-                      ("checkpoint_step", pa.int64()), ("config_hash", pa.string())]
-                     + [(n, pa.float32()) for n in names])
+  table_schema = schema.arrow_schema(names)
+  keys = schema.KEY_COLUMNS + schema.META_COLUMNS
   pending: list[dict[str, object]] = []
   rows_written = 0
   done_clips = 0
@@ -199,17 +170,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
     nonlocal writer, rows_written
     if not main_process or not pending or (len(pending) < 256 and not force):
       return
-    keys = {k: [r[k] for r in pending] for k in KEYS}
     matrix = np.stack([r["vector"] for r in pending])
-    columns = [pa.array(keys[k], type=schema.field(k).type) for k in KEYS]
+    columns = [pa.array([r[k] for r in pending], type=table_schema.field(k).type)
+               for k in keys]
     columns += [pa.array(matrix[:, i]) for i in range(matrix.shape[1])]
-    table = pa.Table.from_arrays(columns, schema=schema)
+    table = pa.Table.from_arrays(columns, schema=table_schema)
     if writer is None:
-      writer = pq.ParquetWriter(out_dir / "embeddings.parquet.tmp", schema)
+      writer = pq.ParquetWriter(out_dir / "embeddings.parquet.tmp", table_schema)
     writer.write_table(table)
     rows_written += len(pending)
     pending.clear()
 
+  bar = progress.bar(total=len(ids), desc="embed", unit="clip")
   try:
     for batch in batches:
       out = embed(params, batch)
@@ -236,7 +208,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
                             "n_clips": n_clips, "checkpoint_step": step,
                             "config_hash": config_hash, "vector": vec})
         flush()
+      bar.update(int((np.asarray(clip_id) >= 0).sum()))
   finally:
+    bar.close()
     batches.close()
   flush(force=True)
 

@@ -1,27 +1,49 @@
-"""Defaults of the engineered-features job (`gait_jax.features.job`), and how
-they become the extractor's options."""
+"""The engineered-features job's config (`gait_jax.features.job`): every setting and
+its default, and how they become the extractor's options.
+
+Variants:
+  default  every clip of every participant (split "all"), 2 Grain worker processes
+  smoke    at most 2 clips per participant × task, in-process: for tests
+"""
 
 from __future__ import annotations
 
 import ml_collections
 
+from gait_jax.data import config as data_config
 from gait_jax.features import balance, events, extract, gait
+
+VARIANTS = ("default", "smoke")
+
+
+def get_config(variant: str = "default") -> ml_collections.ConfigDict:
+  """The features job config of a variant."""
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown features variant {variant!r}; expected one of {VARIANTS}")
+  c = ml_collections.ConfigDict()
+  c.job = "features"
+  c.data = data_config.get_data_config()
+  c.data.split = "all"  # features for everyone; the probe makes the splits
+  c.features = get_features_config()
+  if variant == "default":
+    c.data.worker_count = 2
+  else:
+    c.data.worker_count = 0
+    c.data.max_clips_per_group = 2
+  return c
 
 
 def get_features_config() -> ml_collections.ConfigDict:
-  """The `config.features` block with its defaults; see the comment on each field."""
+  """The `config.features` block with its defaults; see the comment on each field.
+
+  Which clips are read, and by how many worker processes, is `config.data`'s
+  (tasks, participants, split, max_clips_per_group, worker_count).
+  """
   c = ml_collections.ConfigDict()
   # Ordered "glob=family" rules matched against task names (first match wins);
   # families: walk, in_place, sit_to_stand, romberg. A task no rule matches gets
   # no features (its clips are reported).
   c.task_families = extract.DEFAULT_TASK_FAMILIES
-  # Worker processes extracting features (0 = in the main process).
-  c.workers = 0
-  # Clips each read (and each worker task) handles.
-  c.chunk_clips = 32
-  # At most this many clips per participant x task, the first in manifest order;
-  # 0 = all.
-  c.max_clips_per_group = 0
   # Clips shorter than this (seconds) are reported, not processed.
   c.min_seconds = 1.5
   # A required joint unobserved in more of a clip's frames than this fails it.

@@ -5,9 +5,12 @@
   ridge     closed-form ridge for every target and α from one basis (held-out error,
             predictions), missing targets grouped by pattern
   logistic  batched L2 logistic regression (Newton) in the same basis
-  engine    nested cross-validation over seeds: α per target, out-of-fold predictions,
-            target axis sharded over a device mesh
-  stats     scores, p-values, bootstrap intervals, FDR, gain over covariates, power/FDP
+  engine    nested cross-validation over given folds: α per target, out-of-fold
+            predictions, target axis sharded over a device mesh
+  protocol  which models are fitted on which participants and folds, what they score
+  stats     within-fold scores (unbiased for nulls) and the published form, tests
+            calibrated by simulated null targets, intervals, FDR, gain, power/FDP
+  config    the probe job's config
   tables    reading and checking the inputs, the report of excluded inputs, result tables
   job       the `probe` job (python -m gait_jax.main --config experiments/probe.py)
 """

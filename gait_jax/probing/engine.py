@@ -33,26 +33,24 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from gait_jax.probing import design, folds as folds_lib, logistic, ridge
 
 
-def default_alphas() -> tuple[float, ...]:
-  """13 penalties, half a decade apart, 10⁻¹ … 10⁵ (on standardised features)."""
-  return tuple(float(a) for a in np.logspace(-1, 5, 13))
-
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
-  """Cross-validation settings.
+  """How the models are fitted (built from the probe config; no defaults here).
 
-  n_folds: K outer folds (inner CV uses the other K-1 folds).
-  seeds: repeats of the fold assignment.
   alphas: the penalty grid (ridge: α·||w||² on the sum of squared errors; logistic:
     α/2·||w||² on the weighted log-loss, i.e. scikit-learn C = 1/α).
+  binary_model: "logistic" (L2 logistic, balanced class weights: the published probe)
+    or "ridge" (a ridge classifier: closed-form ridge on the 0/1 labels, scored by AUC
+    of its predictions; the same ranking as ±1 labels).
   mesh, target_axis: optional device mesh to shard the target axis over.
   """
-  n_folds: int = 5
-  seeds: tuple[int, ...] = tuple(range(15))
-  alphas: tuple[float, ...] = dataclasses.field(default_factory=default_alphas)
-  mesh: Mesh | None = None
-  target_axis: str = "targets"
+  alphas: tuple[float, ...]
+  binary_model: str
+  mesh: Mesh | None
+  target_axis: str
+
+
+BINARY_MODELS = ("logistic", "ridge")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,9 +58,10 @@ class Predictions:
   """Out-of-fold predictions of every seed.
 
   oof:   f32[S, N, K] prediction of each row by the model that did not see it
-         (continuous: value; binary: logit); NaN for targets not fitted.
+         (continuous: value; binary: logit, or the ridge classifier's value); NaN for
+         targets not fitted.
   alpha: f64[S, K_folds, K] the penalty chosen for each seed, outer fold and target.
-  folds: int32[S, N] outer fold of each row.
+  folds: int32[S, N] outer fold of each row (as given).
   """
   oof: np.ndarray
   alpha: np.ndarray
@@ -134,30 +133,42 @@ def _shard_targets(a: jax.Array, settings: Settings) -> jax.Array:
   return jax.device_put(a, NamedSharding(settings.mesh, spec))
 
 
-def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, groups: Sequence,
-                   settings: Settings = Settings()) -> Predictions:
-  """Out-of-fold predictions of every target for every seed.
+def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, folds: np.ndarray,
+                   settings: Settings) -> Predictions:
+  """Out-of-fold predictions of every target for every seed's folds.
 
   Args:
     x: f32[N, F] features, NaN = missing (imputed and standardised per training fold).
     y: f32[N, K] targets, NaN = missing (a target uses only the rows that have it);
       binary targets hold 0/1.
-    binary: bool[K] which targets are binary (logistic) rather than continuous (ridge).
-    groups: [N] participant of each row; rows of one participant share a fold.
-    settings: folds, seeds, α grid, mesh.
+    binary: bool[K] which targets are binary (logistic, or the ridge classifier)
+      rather than continuous (ridge).
+    folds: int32[S, N] outer fold in [0, K_folds) of each row for each seed, built by
+      the caller (`folds.grouped_folds`) so that the same folds serve every model and
+      every check; K_folds ≥ 3 (the inner CV uses the other folds).
+    settings: α grid, binary model, mesh.
   Returns:
     Predictions.
   """
   x = np.asarray(x, np.float32)
   y = np.asarray(y, np.float32)
   binary = np.asarray(binary, bool)
+  if settings.binary_model not in BINARY_MODELS:
+    raise ValueError(f"binary_model={settings.binary_model!r}; expected one of "
+                     f"{BINARY_MODELS}")
+  logistic_targets = binary if settings.binary_model == "logistic" else np.zeros_like(binary)
   n, k = y.shape
-  fold_ids = folds_lib.grouped_folds(groups, settings.n_folds, settings.seeds)
+  fold_ids = np.asarray(folds, np.int32)
+  if fold_ids.ndim != 2 or fold_ids.shape[1] != n:
+    raise ValueError(f"folds of shape {fold_ids.shape}; expected [seeds, {n}]")
+  n_seeds, n_folds = fold_ids.shape[0], int(fold_ids.max()) + 1
+  if n_folds < 3:
+    raise ValueError(f"{n_folds} folds: nested cross-validation needs at least 3")
   alphas = np.asarray(sorted(settings.alphas, reverse=True), np.float64)
-  oof = np.full((len(settings.seeds), n, k), np.nan, np.float32)
-  chosen = np.full((len(settings.seeds), settings.n_folds, k), np.nan)
-  cont = np.flatnonzero(~binary)
-  bins = np.flatnonzero(binary)
+  oof = np.full((n_seeds, n, k), np.nan, np.float32)
+  chosen = np.full((n_seeds, n_folds, k), np.nan)
+  cont = np.flatnonzero(~logistic_targets)
+  bins = np.flatnonzero(logistic_targets)
   n_dev = 1 if settings.mesh is None else settings.mesh.shape[settings.target_axis]
   xj = jnp.asarray(x)
   yc = _padded_targets(y[:, cont], n_dev, settings)
@@ -165,17 +176,17 @@ def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, groups: Seq
                        else 1)
   pats = ridge.patterns(~np.isnan(np.asarray(yc)))
   x_complete = not np.isnan(x).any()
-  for s in range(len(settings.seeds)):
+  for s in range(n_seeds):
     f = fold_ids[s]
-    fold_rows = [np.flatnonzero(f == j) for j in range(settings.n_folds)]
+    fold_rows = [np.flatnonzero(f == j) for j in range(n_folds)]
     size = max(len(r) for r in fold_rows)
     blocks = _block_sums(xj, yc, pats, fold_rows) if len(cont) else None
     grams = _gram_sums(xj, fold_rows, size) if x_complete else None
-    inner_c = {j: 0.0 for j in range(settings.n_folds)}
-    inner_b = {j: 0.0 for j in range(settings.n_folds)}
-    for a, b in folds_lib.fold_pairs(settings.n_folds):
+    inner_c = {j: 0.0 for j in range(n_folds)}
+    inner_b = {j: 0.0 for j in range(n_folds)}
+    for a, b in folds_lib.fold_pairs(n_folds):
       train = (f != a) & (f != b)
-      keep = [j for j in range(settings.n_folds) if j not in (a, b)]
+      keep = [j for j in range(n_folds) if j not in (a, b)]
       xt, basis = design.fit_basis(xj, train, grams and _sum_over(grams, keep))
       if len(cont):
         rfit = ridge.fit(xt, basis, train, _sum_over(blocks, keep), pats)
@@ -186,9 +197,9 @@ def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, groups: Seq
         for held, outer in ((a, b), (b, a)):
           inner_b[outer] = inner_b[outer] + _logistic_loss(xt, basis, path, fold_rows[held],
                                                            yb, w_pos, w_neg, size)
-    for j in range(settings.n_folds):
+    for j in range(n_folds):
       train = f != j
-      keep = [i for i in range(settings.n_folds) if i != j]
+      keep = [i for i in range(n_folds) if i != j]
       xt, basis = design.fit_basis(xj, train, grams and _sum_over(grams, keep))
       rows = fold_rows[j]
       if len(cont):

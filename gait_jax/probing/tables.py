@@ -2,8 +2,8 @@
 
 Bad input never stops the job when the rest can run: every excluded target or
 participant becomes one row of `probe_report.csv` (scope, name, reason). A wholly
-unusable input (missing file, no participants in common) raises ValueError naming the
-file and the reason.
+unusable input (missing file, no participants in common) raises InputError naming the
+file and the reason (one line on stderr, no traceback, from the command line).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import os
 import numpy as np
 import pandas as pd
 
-KEY_COLUMNS = ("participant_id", "task", "ablation", "n_clips", "checkpoint_step", "config_hash")
-
+from gait_jax import schema
+from gait_jax.errors import InputError
 
 @dataclasses.dataclass
 class Report:
@@ -30,17 +30,17 @@ class Report:
 
 
 def read_table(path: str, what: str) -> pd.DataFrame:
-  """A CSV or Parquet file; ValueError naming the file when it cannot be read."""
+  """A CSV or Parquet file; InputError naming the file when it cannot be read."""
   if not path:
-    raise ValueError(f"no {what} file given")
+    raise InputError(f"no {what} file given")
   if not os.path.exists(path):
-    raise ValueError(f"{what} file {path!r} does not exist")
+    raise InputError(f"{what} file {path!r} does not exist")
   try:
     if path.endswith(".parquet") or path.endswith(".pq"):
       return pd.read_parquet(path)
     return pd.read_csv(path)
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"{what} file {path!r} could not be read: {e}") from e
+    raise InputError(f"{what} file {path!r} could not be read: {e}") from e
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,48 +49,43 @@ class Views:
   frames: dict[str, pd.DataFrame]
 
 
-def embedding_views(table: pd.DataFrame, path: str, tasks: tuple[str, ...], ablation: str,
-                    fusion: str, report: Report) -> Views:
-  """Per-participant feature matrices from an embeddings/features table.
+def embedding_views(path: str, tasks: tuple[str, ...], ablation: str, fusion: str,
+                    report: Report) -> Views:
+  """Per-participant feature matrices from an embeddings/features table (`schema`).
 
   concat: tasks pivoted into one wide row per person ("<task>/<feature>"), NaN where a
   person lacks a task (imputed later, inside training folds). average: one matrix per
-  task, over the people who have it.
+  task, over the people who have it. A table without a task column is one view.
   """
-  for col in ("participant_id", "task"):
-    if col not in table.columns:
-      raise ValueError(f"embeddings file {path!r} has no {col!r} column")
-  t = table.copy()
-  t["participant_id"] = t["participant_id"].astype(str)
-  if "ablation" in t.columns:
-    t = t[t["ablation"].astype(str) == ablation]
+  t, features = schema.read_table(path)
+  t = t[t[schema.ABLATION] == ablation]
   if not len(t):
-    raise ValueError(f"embeddings file {path!r} has no rows with ablation {ablation!r}")
-  present = sorted(t["task"].astype(str).unique())
+    raise InputError(f"embeddings file {path!r} has no rows with ablation {ablation!r}")
+  present = sorted(t[schema.TASK].unique())
   use = list(tasks) if tasks else present
   for task in use:
     if task not in present:
       report.add("input", task, f"task not in embeddings file {path}")
-  t = t[t["task"].astype(str).isin(use)]
-  features = [c for c in t.columns if c not in KEY_COLUMNS]
+  t = t[t[schema.TASK].isin(use)]
   bad = [c for c in features if not pd.api.types.is_numeric_dtype(t[c])]
   for c in bad:
     report.add("input", c, "non-numeric embedding column")
   features = [c for c in features if c not in bad]
   if not features or not len(t):
-    raise ValueError(f"embeddings file {path!r} has no usable feature columns / tasks")
-  dup = t.duplicated(["participant_id", "task"], keep="first")
-  for pid, task in t.loc[dup, ["participant_id", "task"]].itertuples(index=False):
+    raise InputError(f"embeddings file {path!r} has no usable feature columns / tasks")
+  keys = [schema.PARTICIPANT, schema.TASK]
+  dup = t.duplicated(keys, keep="first")
+  for pid, task in t.loc[dup, keys].itertuples(index=False):
     report.add("participant", pid, f"duplicate embedding row for task {task!r}; first kept")
   t = t[~dup]
   frames = {}
-  for task, part in t.groupby("task", sort=True):
-    frames[str(task)] = part.set_index("participant_id")[features].astype(np.float64)
-  if fusion == "average":
+  for task, part in t.groupby(schema.TASK, sort=True):
+    frames[str(task)] = part.set_index(schema.PARTICIPANT)[features].astype(np.float64)
+  if fusion == "average" or len(frames) == 1:
     return Views(frames)
   if fusion != "concat":
-    raise ValueError(f"fusion={fusion!r}; expected 'concat' or 'average'")
-  wide = pd.concat({task: f for task, f in frames.items()}, axis=1)
+    raise InputError(f"fusion={fusion!r}; expected 'concat' or 'average'")
+  wide = pd.concat(dict(frames.items()), axis=1)
   wide.columns = [f"{task}/{c}" for task, c in wide.columns]
   return Views({"concat": wide})
 
@@ -107,7 +102,7 @@ def phenotypes(table: pd.DataFrame, path: str, dictionary: pd.DataFrame | None,
                id_column: str, report: Report) -> Phenotypes:
   """Checks the phenotype table: IDs, numeric and non-constant targets, kinds."""
   if id_column not in table.columns:
-    raise ValueError(f"phenotype file {path!r} has no ID column {id_column!r}")
+    raise InputError(f"phenotype file {path!r} has no ID column {id_column!r}")
   t = table.copy()
   t[id_column] = t[id_column].astype(str)
   dup = t[id_column].duplicated(keep=False)
@@ -143,6 +138,10 @@ def phenotypes(table: pd.DataFrame, path: str, dictionary: pd.DataFrame | None,
         continue
       col = conv
     col = col.astype(np.float64)
+    if np.isinf(col).any():
+      report.add("target", row.target, f"non_finite: {int(np.isinf(col).sum())} infinite "
+                 "values")
+      continue
     distinct = np.unique(col.dropna())
     if len(distinct) == 0:
       report.add("target", row.target, "all values missing")
@@ -173,7 +172,7 @@ def align(ids_features: pd.Index, ids_phenotypes: pd.Index, features_path: str,
   for pid in sorted(set(ids_phenotypes) - set(ids_features)):
     report.add("participant", pid, f"has phenotypes but no embeddings ({features_path})")
   if not both:
-    raise ValueError(f"no participant IDs in common between {features_path!r} and "
+    raise InputError(f"no participant IDs in common between {features_path!r} and "
                      f"{phenotypes_path!r}")
   return both
 

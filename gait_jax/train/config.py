@@ -1,10 +1,13 @@
-"""Pretraining config defaults shared by the experiment files: mesh, rules, optimiser, logging."""
+"""The pretraining job's config (`gait_jax.train.pretrain`): every setting and its
+default — mesh, sharding rules, optimiser, run length, logging — for each variant.
+Experiment files pick the variant and the model and say what differs."""
 
 from __future__ import annotations
 
 import ml_collections
 from ml_collections import config_dict
 
+from gait_jax import configs, models
 from gait_jax.data import config as data_config
 
 
@@ -14,15 +17,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.job = "pretrain"
   c.seed = 0
   c.data = data_config.get_data_config()
-  c.model = ml_collections.ConfigDict()  # filled by the experiment file
+  c.model = ml_collections.ConfigDict()  # a preset of models.get_model_config
 
   # Mesh: (name, size) pairs, one size may be -1 (all remaining devices). The
   # batch is split over `data_axes`; parameters and optimiser state over "fsdp"
   # (via the rules below), tensor-parallel weights over "tensor".
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.axes = (("data", -1), ("fsdp", 1), ("tensor", 1))
-  c.mesh.data_axes = ("data", "fsdp")
-  c.mesh.axis_type = "auto"
+  c.mesh = configs.mesh_config((("data", -1), ("fsdp", 1), ("tensor", 1)),
+                               data_axes=("data", "fsdp"))
   # Logical axis name → mesh axes; one table for parameters and activations.
   c.sharding_rules = (
       ("batch", ("data", "fsdp")),
@@ -70,17 +71,22 @@ def base_config() -> ml_collections.ConfigDict:
 VARIANTS = ("paper", "small", "smoke")
 
 
-def variant_config(variant: str) -> ml_collections.ConfigDict:
-  """`base_config()` with the run length, data shape and logging of a variant:
+def get_config(variant: str, model: str) -> ml_collections.ConfigDict:
+  """`base_config()` with the run length, data shape and logging of a variant, and the
+  model preset `model` (`models.get_model_config`):
 
-    paper  the prepared 900-frame clips, 100k steps, bf16 on GPU/TPU ("auto")
+    paper  the prepared 900-frame clips, 100k steps, bf16 compute on GPU/TPU ("auto")
     small  3 s crops, 100 steps: minutes on a 2-core CPU
     smoke  32-frame crops, 6 steps, a checkpoint every 2: for tests
-  Experiment files then set their model and what differs (batch size, lr, ...).
+  Experiment files then say what differs (batch size, lr, ...).
   """
   if variant not in VARIANTS:
     raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
   c = base_config()
+  c.model = models.get_model_config(model)
+  # "auto": bf16 on GPU/TPU, f32 on CPU (resolved by the trainer once the distributed
+  # runtime is up); --config.model.dtype=float32 or bfloat16 to choose.
+  c.model.dtype = "auto" if variant == "paper" else "float32"
   c.data.joints = "default26"
   c.data.batch_size = 8
   if variant == "paper":
@@ -108,17 +114,3 @@ def variant_config(variant: str) -> ml_collections.ConfigDict:
     c.checkpoint_every = 2
   c.wandb.tags = (variant,)
   return c
-
-
-def model_dtype(variant: str, extras: dict[str, str]) -> str:
-  """"auto" (bf16 on GPU/TPU, f32 on CPU; resolved by the trainer once the
-  distributed runtime is up) for paper runs, f32 otherwise; ",dtype=..." wins."""
-  return extras.get("dtype", "auto" if variant == "paper" else "float32")
-
-
-def parse_arg(arg: str | None, default: str) -> tuple[str, dict[str, str]]:
-  """'small' or 'small,key=value' → ('small', {'key': 'value'})."""
-  parts = [p for p in (arg or default).split(",") if p]
-  variant = parts[0] if parts and "=" not in parts[0] else default
-  extras = dict(p.split("=", 1) for p in parts if "=" in p)
-  return variant, extras

@@ -15,6 +15,8 @@ jitted step.
 from __future__ import annotations
 
 import dataclasses
+import json
+import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,7 +27,10 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from gait_jax import models, sharding
+from gait_jax import models, sharding, skeleton
+from gait_jax.data import shards as shards_lib
+from gait_jax.errors import InputError
+from gait_jax.train import checkpoint
 
 State = dict[str, Any]
 
@@ -127,3 +132,69 @@ def param_shardings(param_specs: Any, mesh: Mesh, rules: sharding.Rules) -> Any:
 
 def count_params(params: Any) -> int:
   return sum(int(p.size) for p in jax.tree.leaves(params))
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoder:
+  """A trained model restored onto a mesh, for inference (embedding, evaluators).
+
+  config:    the pretraining run's config (config.json), with model.dtype as asked.
+  model_def: the module graph; `model_def.merge(params)` inside a jitted function.
+  params:    the parameters, laid out by the run's sharding rules on `mesh`.
+  shardings: NamedShardings of `params` (for jit's in_shardings).
+  joints:    the canonical joint names of the run's joint set, in batch order.
+  step:      the checkpoint's step.
+  """
+  config: ml_collections.ConfigDict
+  model_def: ModelDef
+  params: Any
+  shardings: Any
+  joints: tuple[str, ...]
+  step: int
+
+
+def train_frames(config: ml_collections.ConfigDict) -> int:
+  """T of a pretraining run's examples: its crop length, else its shards' clip length."""
+  if config.data.crop_frames:
+    return int(config.data.crop_frames)
+  try:
+    manifest, _ = shards_lib.open_shard_set(config.data.shards)
+  except (shards_lib.ShardSetError, OSError, TypeError) as e:
+    raise InputError(f"the run trained on whole clips of {config.data.shards!r}, which "
+                     f"cannot be opened to learn their length: {e}") from e
+  return int(manifest["frames"].iloc[0])
+
+
+def load_pretrain_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a pretraining run wrote to its workdir (config.json)."""
+  path = pathlib.Path(workdir) / "config.json"
+  if not path.is_file():
+    raise InputError(f"{path}: not found; expected a pretraining run's workdir (it holds "
+                     "config.json and checkpoints/)")
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def load_encoder(workdir: str, mesh: Mesh, dtype: str = "pretrain") -> Encoder:
+  """Restores the latest checkpoint of the pretraining run in `workdir` onto `mesh`.
+
+  Args:
+    workdir: a pretraining run's workdir (config.json and checkpoints/).
+    mesh: the mesh to lay the parameters out on, by the run's own sharding rules.
+    dtype: compute dtype: "pretrain" (the run's), "auto" (bf16 on GPU/TPU, else f32),
+      "float32" or "bfloat16". Parameters stay float32.
+  """
+  config = load_pretrain_config(workdir)
+  if dtype != "pretrain":
+    if dtype == "auto":
+      dtype = "bfloat16" if jax.default_backend() in ("gpu", "tpu") else "float32"
+    config.model.dtype = dtype
+  joints = tuple(skeleton.joint_names(config.data.joints))
+  num_frames = train_frames(config)
+  rules = tuple(tuple(r) for r in config.sharding_rules)
+  with sharding.use_rules(mesh, rules):
+    model_def, abstract, specs = abstract_model(config, joints, num_frames)
+  shardings = param_shardings(specs, mesh, rules)
+  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                          abstract, shardings)
+  params, step = checkpoint.restore_params(workdir, abstract)
+  return Encoder(config, model_def, params, shardings, joints, int(step))

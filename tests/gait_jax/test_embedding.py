@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gait_jax import skeleton
+from gait_jax import schema, skeleton
 from gait_jax.embedding import aggregate, job, pooling
 from gait_jax.models import masking
+from gait_jax.train import state as state_lib
 
 JOINTS = skeleton.JOINT_SETS["default26"]
 
@@ -92,7 +93,7 @@ def test_embed_job_end_to_end_with_ablations(tiny_shards, pretrained, tmp_path):
                                     "zero:head", "only:legs", "only:arms", "only:torso",
                                     "only:head"}
   assert (table["checkpoint_step"] == 2).all() and table["config_hash"].nunique() == 1
-  feats = [c for c in table.columns if c not in job.KEYS]
+  feats = [c for c in table.columns if c not in schema.KEY_COLUMNS + schema.META_COLUMNS]
   assert len(feats) == 4 * 2 * 16 and feats[0] == "legs.mean.000"
   assert np.isfinite(table[feats].to_numpy()).all()
   none = table[table.ablation == "none"].set_index(["participant_id", "task"])
@@ -112,7 +113,7 @@ def test_embed_fn_windows_cover_the_clip_and_are_sharded(tiny_shards, pretrained
   """A clip of 2 windows pools both windows' tokens: changing only the second
   window changes the embedding; the same batch on an 8-device mesh agrees."""
   from gait_jax.train import state as state_lib  # pylint: disable=import-outside-toplevel
-  pre = job.load_pretrain_config(pretrained)
+  pre = state_lib.load_pretrain_config(pretrained)
   model_def, _, _ = state_lib.abstract_model(pre, JOINTS, 32)
   _, params, _ = state_lib.build_model(pre, JOINTS, 32, jax.random.key(0))
   fn = jax.jit(job.make_embed_fn(model_def, window=32, layer=-1, hidden={"none": ()},

@@ -8,6 +8,8 @@ import pathlib
 import subprocess
 import sys
 
+import grain
+import ml_collections
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +17,8 @@ from scipy import stats
 
 import conftest
 
-from gait_jax import skeleton
+from gait_jax import schema, skeleton
+from gait_jax.data import config as data_config
 from gait_jax.data import records
 from gait_jax.data import shards as shards_lib
 from gait_jax.features import balance, extract, job
@@ -204,14 +207,15 @@ def test_job_through_main_reports_bad_clips(tiny_shards, tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "gait_jax.main", "--config", "experiments/features.py:smoke",
        "--workdir", str(work), f"--config.data.shards={shards}",
-       "--config.features.max_clips_per_group=0"],
+       "--config.data.max_clips_per_group=0"],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   table = pd.read_parquet(work / job.FEATURES_FILE)
   assert list(table.columns[:4]) == list(job.KEY_COLUMNS)
   assert list(table.columns[4:]) == list(extract.FEATURES)
   assert set(table["ablation"]) == {"none"}
-  assert table["n_clips"].dtype == np.int64
+  assert table["n_clips"].dtype == np.int32  # the schema's type, as in embeddings
+  assert schema.read_table(str(work / job.FEATURES_FILE))[1] == list(extract.FEATURES)
   assert all(table[f].dtype == np.float64 for f in extract.FEATURES)
   assert len(table) == 2 * 5 and not table.duplicated(["participant_id", "task"]).any()
   walk = table[table["task"] == "treadmill"]
@@ -229,6 +233,80 @@ def test_job_through_main_reports_bad_clips(tiny_shards, tmp_path):
   p1 = clips[(clips["participant_id"] == "P00001") & (clips["task"] == "treadmill")]
   row = walk[walk["participant_id"] == "P00001"].iloc[0]
   assert row["n_clips"] == (p1["status"] != "failed").sum() == len(p1) - 3
+
+
+def _corrupt_bytes(path: pathlib.Path) -> None:
+  """Flips 64 bytes mid-file: the record stored there fails its checksum on read."""
+  data = bytearray(path.read_bytes())
+  mid = len(data) // 2
+  data[mid:mid + 64] = bytes(b ^ 0xFF for b in data[mid:mid + 64])
+  path.write_bytes(bytes(data))
+
+
+def _job_config(shards: pathlib.Path, **data) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict({"job": "features",
+                                      "data": data_config.get_data_config(),
+                                      "features": features_config.get_features_config()})
+  config.data.update(shards=str(shards), split="all", **data)
+  return config
+
+
+def test_job_through_grain_workers_matches_direct_extraction(tiny_shards, tmp_path):
+  """The job's per-clip features are extract.clip_features on each record as
+  stored (metres, camera frame, NaN gaps kept — no pipeline centring or scaling),
+  whether Grain's worker processes or the main process computes them; a record
+  the shard cannot give back is a report row, not a crash."""
+  shards = tmp_path / "shards"
+  _with_bad_clips(tiny_shards, shards)
+  manifest, paths = shards_lib.open_shard_set(shards)
+  _corrupt_bytes(pathlib.Path(paths[0]))
+  opts = features_config.clip_options(features_config.get_features_config())
+  source = grain.sources.ArrayRecordDataSource(paths)
+  expected = []
+  for row in manifest.itertuples():
+    family = extract.family_of(row.task)
+    try:
+      record = source[row.clip_id]
+    except Exception:  # pylint: disable=broad-except
+      expected.append((row.clip_id, "failed", "unreadable record", {}))
+      continue
+    try:
+      clip = records.decode(record)
+    except ValueError:
+      expected.append((row.clip_id, "failed", "corrupt record", {}))
+      continue
+    res = extract.clip_features(clip.positions, clip.present, clip.fps, family, opts)
+    expected.append((row.clip_id, res.status, res.reason, res.features))
+  assert sum(e[2] == "unreadable record" for e in expected) >= 1
+
+  table = job.run(_job_config(shards, worker_count=2, worker_buffer_size=1),
+                  str(tmp_path / "workers"), log=lambda *_: None)
+  clips = pd.read_parquet(tmp_path / "workers" / job.CLIPS_FILE)
+  assert clips["clip_id"].tolist() == manifest["clip_id"].tolist()
+  assert (clips[["participant_id", "task"]].to_numpy()
+          == manifest[["participant_id", "task"]].astype(str).to_numpy()).all()
+  for got, (clip_id, status, reason, features) in zip(clips.itertuples(), expected):
+    assert got.clip_id == clip_id and got.status == status, (got.clip_id, got.reason)
+    if status == "failed":
+      assert got.reason.startswith(reason), got.reason
+      assert clips.loc[got.Index, list(extract.FEATURES)].isna().all()
+    else:
+      assert got.reason == reason
+      np.testing.assert_array_equal(clips.loc[got.Index, list(extract.FEATURES)]
+                                    .to_numpy(np.float64),
+                                    np.array([features[f] for f in extract.FEATURES]))
+  report = pd.read_csv(tmp_path / "workers" / job.REPORT_FILE)
+  assert set(report["clip_id"]) == set(clips.loc[clips["status"] != "ok", "clip_id"])
+  assert report["reason"].str.startswith("unreadable record").sum() >= 1
+  pd.testing.assert_frame_equal(table, job.aggregate(clips))
+
+  # In the main process, and data.max_clips_per_group applies: the same rows.
+  first = job.run(_job_config(shards, max_clips_per_group=1), str(tmp_path / "first"),
+                  log=lambda *_: None)
+  capped = pd.read_parquet(tmp_path / "first" / job.CLIPS_FILE)
+  firsts = clips.groupby(["participant_id", "task"]).head(1).reset_index(drop=True)
+  pd.testing.assert_frame_equal(capped, firsts)
+  assert (first["n_clips"] <= 1).all() and len(first) == len(table)
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +356,9 @@ def _load_experiment(variant: str):
 def test_experiment_config_variants():
   default, smoke = _load_experiment(None), _load_experiment("smoke")
   assert default.job == smoke.job == "features"
-  assert default.data.split == "all" and smoke.features.max_clips_per_group > 0
+  assert default.data.split == "all" and smoke.data.max_clips_per_group > 0
+  # One knob each: which clips and how many workers are config.data's.
+  assert not {"max_clips_per_group", "workers", "chunk_clips"} & set(default.features)
   opts = features_config.clip_options(default.features)
   assert opts.gait.events.cutoff_hz == default.features.cutoff_hz
   with pytest.raises(ValueError):

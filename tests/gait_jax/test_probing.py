@@ -26,11 +26,24 @@ def _problem(n, f, k, seed=0, nan_features=0.03, missing=0.1, n_binary=2):
   return x, y, binary
 
 
-def _sklearn_nested(x, y, binary, groups, settings):
+def _settings(alphas, mesh=None, binary_model="logistic"):
+  return engine.Settings(alphas=tuple(alphas), binary_model=binary_model, mesh=mesh,
+                         target_axis="targets")
+
+
+DEFAULT_ALPHAS = tuple(np.logspace(-1, 5, 13))
+
+
+def _cv(x, y, binary, groups, n_folds, seeds, alphas=DEFAULT_ALPHAS, **kwargs):
+  fold_ids = folds.grouped_folds(groups, n_folds, seeds)
+  return engine.cross_validate(x, y, binary, fold_ids, _settings(alphas, **kwargs))
+
+
+def _sklearn_nested(x, y, binary, groups, n_folds, seeds, alphas):
   """Nested CV done the slow way: a pipeline per fit, target and α, rows dropped per target."""
-  fold_ids = folds.grouped_folds(groups, settings.n_folds, settings.seeds)
-  alphas = np.asarray(sorted(settings.alphas, reverse=True))
-  oof = np.full((len(settings.seeds),) + y.shape, np.nan)
+  fold_ids = folds.grouped_folds(groups, n_folds, seeds)
+  alphas = np.asarray(sorted(alphas, reverse=True))
+  oof = np.full((len(seeds),) + y.shape, np.nan)
 
   def fit_predict(train, test, t, alpha):
     xs = impute.SimpleImputer().fit(x[train]).transform(x)
@@ -43,10 +56,10 @@ def _sklearn_nested(x, y, binary, groups, settings):
     return linear_model.Ridge(alpha=alpha).fit(xs[obs], y[obs, t]).predict(xs[test])
 
   for s, f in enumerate(fold_ids):
-    for j in range(settings.n_folds):
+    for j in range(n_folds):
       for t in range(y.shape[1]):
         errs = np.zeros(len(alphas))
-        for i in set(range(settings.n_folds)) - {j}:
+        for i in set(range(n_folds)) - {j}:
           train, test = (f != i) & (f != j), (f == i) & ~np.isnan(y[:, t])
           obs = train & ~np.isnan(y[:, t])
           for a, alpha in enumerate(alphas):
@@ -69,9 +82,9 @@ def test_nested_cv_matches_sklearn(n, f, nan_features):
   partial-fraction α sweep and per-fold summed Grams."""
   x, y, binary = _problem(n, f, 5, nan_features=nan_features)
   groups = np.repeat(np.arange(n // 2), 2)  # two rows per participant
-  settings = engine.Settings(n_folds=3, seeds=(0,), alphas=(0.3, 3.0, 30.0, 300.0))
-  ours = engine.cross_validate(x, y, binary, groups, settings)
-  ref = _sklearn_nested(x, y, binary, groups, settings)
+  alphas = (0.3, 3.0, 30.0, 300.0)
+  ours = _cv(x, y, binary, groups, 3, (0,), alphas)
+  ref = _sklearn_nested(x, y, binary, groups, 3, (0,), alphas)
   np.testing.assert_allclose(ours.oof, ref, atol=1e-4, rtol=1e-4)
 
 
@@ -95,11 +108,10 @@ def test_engine_keeps_each_person_in_one_fold():
   their rows: perturbing one person's other rows' targets leaves it unchanged."""
   x, y, binary = _problem(60, 6, 2, n_binary=0, missing=0.0, nan_features=0.0)
   groups = np.repeat(np.arange(20), 3)
-  settings = engine.Settings(n_folds=4, seeds=(0,), alphas=(1.0,))
-  base = engine.cross_validate(x, y, binary, groups, settings).oof
+  base = _cv(x, y, binary, groups, 4, (0,), (1.0,)).oof
   y2 = y.copy()
   y2[[1, 2], :] += 100.0  # person 0's other rows
-  moved = engine.cross_validate(x, y2, binary, groups, settings).oof
+  moved = _cv(x, y2, binary, groups, 4, (0,), (1.0,)).oof
   np.testing.assert_allclose(moved[0, 0], base[0, 0], atol=1e-4)
   assert np.abs(moved[0, 3:] - base[0, 3:]).max() > 1.0  # others did see those rows
 
@@ -165,14 +177,17 @@ def test_sharded_targets_equal_unsharded():
   assert len(jax.devices()) == 8
   x, y, binary = _problem(70, 9, 13, n_binary=4)
   groups = np.arange(70)
-  base = engine.Settings(n_folds=3, seeds=(0,), alphas=(1.0, 10.0, 100.0))
   mesh = sharding.make_mesh((("targets", -1),))
-  plain = engine.cross_validate(x, y, binary, groups, base)
-  sharded = engine.cross_validate(x, y, binary, groups,
-                                  engine.Settings(n_folds=3, seeds=(0,),
-                                                  alphas=(1.0, 10.0, 100.0), mesh=mesh))
+  plain = _cv(x, y, binary, groups, 3, (0,), (1.0, 10.0, 100.0))
+  sharded = _cv(x, y, binary, groups, 3, (0,), (1.0, 10.0, 100.0), mesh=mesh)
   np.testing.assert_allclose(sharded.oof, plain.oof, atol=1e-5, rtol=1e-5)
   np.testing.assert_array_equal(sharded.alpha, plain.alpha)
+
+
+def _calibrated_p(y, oof, fold_ids, binary, n_null):
+  """p-values of the first K - n_null targets, calibrated on the last n_null (nulls)."""
+  z = stats.fold_scores(y, oof, fold_ids, binary)["z"]
+  return stats.calibrated_p(z[:-n_null], stats.null_scale(z[-n_null:]))
 
 
 def test_fdr_is_calibrated_on_null_targets():
@@ -181,29 +196,28 @@ def test_fdr_is_calibrated_on_null_targets():
   q, fdps, found = 0.10, [], 0
   for seed in range(4):
     rng = np.random.default_rng(seed)
-    n, k_null, k_real = 100, 150, 15
+    n, k_null, k_real, k_sim = 100, 150, 15, 60
     x = rng.standard_normal((n, 8))
-    y = rng.standard_normal((n, k_null + k_real))
-    y[:, k_null:] += x[:, :1] * 0.8
-    pred = engine.cross_validate(x, y, np.zeros(y.shape[1], bool), np.arange(n),
-                                 engine.Settings(n_folds=5, seeds=(0,)))
-    sc = stats.continuous_scores(y, stats.average_seeds(pred.oof))
-    _, sig = stats.fdr(sc["p"], q)
+    y = rng.standard_normal((n, k_null + k_real + k_sim))
+    y[:, k_null:k_null + k_real] += x[:, :1] * 0.8
+    binary = np.zeros(y.shape[1], bool)
+    pred = _cv(x, y, binary, np.arange(n), 5, (0,))
+    _, sig = stats.fdr(_calibrated_p(y, pred.oof, pred.folds, binary, k_sim), q)
     found += sig[k_null:].sum()
     fdps.append(sig[:k_null].sum() / max(sig.sum(), 1))
   assert np.mean(fdps) <= q
   assert found >= 0.8 * 4 * 15  # and the real ones are found
 
 
-def _gain(x_emb, cov, y, n_boot=400):
-  settings = engine.Settings(n_folds=5, seeds=(0, 1))
+def _gain(x_emb, cov, y, k_sim=60):
+  rng = np.random.default_rng(1)
+  y = np.c_[y, rng.standard_normal((len(y), k_sim))]  # simulated nulls
   binary = np.zeros(y.shape[1], bool)
   groups = np.arange(len(y))
-  base = stats.average_seeds(engine.cross_validate(cov, y, binary, groups, settings).oof)
-  full = stats.average_seeds(engine.cross_validate(np.c_[cov, x_emb], y, binary, groups,
-                                                   settings).oof)
-  w = stats.resample_weights(groups, n_boot, 0)
-  p = stats.bootstrap_p(stats.pearson(y, full, w) - stats.pearson(y, base, w))
+  base = _cv(cov, y, binary, groups, 5, (0, 1)).oof
+  full = _cv(np.c_[cov, x_emb], y, binary, groups, 5, (0, 1)).oof
+  z = stats.mean_z(stats.loss_difference(y, base, full, binary))
+  p = stats.calibrated_p(z[:-k_sim], stats.null_scale(z[-k_sim:]))
   return stats.fdr(p, 0.10)[1]
 
 
@@ -220,28 +234,72 @@ def test_gain_over_covariates_needs_real_extra_signal():
   assert _gain(informative, cov, y_extra).sum() >= k - 1
 
 
-def test_bootstrap_auc_and_scores_match_scipy_and_sklearn():
+def test_fold_scores_match_scipy_and_sklearn_per_fold():
+  """r is the (n_fold - 2)-weighted mean of each test fold's Pearson r, AUC counts the
+  pairs within folds only (sklearn's AUC for one fold), both averaged over seeds; the
+  published form is the pooled score per seed."""
+  from scipy import stats as sps  # pylint: disable=import-outside-toplevel
   from sklearn import metrics  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(3)
-  y = (rng.random((80, 3)) < 0.3).astype(float)
-  s = y + rng.standard_normal((80, 3))
-  s[:5, 0] = s[5:10, 0]  # ties
-  y[:4, 1] = np.nan
-  ones = np.ones((1, 80))
-  boot = stats.bootstrap_auc(y, s, ones)[0]
-  sc = stats.binary_scores(y, s)
-  for j in range(3):
-    ok = ~np.isnan(y[:, j])
-    assert boot[j] == pytest.approx(metrics.roc_auc_score(y[ok, j], s[ok, j]))
-    assert sc["auc"][j] == pytest.approx(boot[j])
-  yc = rng.standard_normal((50, 2))
-  pc = yc + rng.standard_normal((50, 2))
-  from scipy import stats as sps  # pylint: disable=import-outside-toplevel
-  cs = stats.continuous_scores(yc, pc)
-  for j in range(2):
-    ref = sps.pearsonr(yc[:, j], pc[:, j], alternative="greater")
-    assert cs["r"][j] == pytest.approx(ref.statistic, abs=1e-10)
-    assert cs["p"][j] == pytest.approx(ref.pvalue, rel=1e-6)
+  n = 90
+  fold_ids = np.stack([np.arange(n) % 3, (np.arange(n) // 3) % 3])
+  yc = rng.standard_normal((n, 2))
+  yb = (rng.random((n, 2)) < 0.4).astype(float)
+  yb[:4, 1] = np.nan
+  y = np.c_[yc, yb]
+  oof = np.stack([y + rng.standard_normal(y.shape) + 5.0 * fold_ids[s][:, None]
+                  for s in range(2)])  # a fold-level offset: invisible within folds
+  oof[:, :6, 2] = oof[:, 6:12, 2]  # ties
+  binary = np.array([False, False, True, True])
+  sc = stats.fold_scores(y, oof, fold_ids, binary)
+  for j in (0, 1):
+    r_seed = []
+    for s in range(2):
+      per_fold = [sps.pearsonr(y[fold_ids[s] == k, j], oof[s, fold_ids[s] == k, j]).statistic
+                  for k in range(3)]
+      sizes = [(fold_ids[s] == k).sum() - 2 for k in range(3)]
+      r_seed.append(np.average(per_fold, weights=sizes))
+    assert sc["r"][j] == pytest.approx(np.mean(r_seed), abs=1e-10)
+    pooled = [sps.pearsonr(y[:, j], oof[s, :, j]).statistic for s in range(2)]
+    assert sc["r_seed_mean"][j] == pytest.approx(np.mean(pooled), abs=1e-10)
+    assert sc["r_seed_sd"][j] == pytest.approx(np.std(pooled, ddof=1), abs=1e-10)
+  for j in (2, 3):
+    aucs = []
+    for s in range(2):
+      u = pairs = 0.0
+      for k in range(3):
+        m = (fold_ids[s] == k) & np.isfinite(y[:, j])
+        pos = (y[m, j] == 1).sum()
+        pairs += pos * (m.sum() - pos)
+        u += metrics.roc_auc_score(y[m, j], oof[s, m, j]) * pos * (m.sum() - pos)
+      aucs.append(u / pairs)
+    assert sc["auc"][j] == pytest.approx(np.mean(aucs), abs=1e-10)
+  assert (sc["r"][:2] > 0.5).all() and (sc["auc"][2:] > 0.7).all()
+  assert (sc["r_seed_mean"][:2] < sc["r"][:2]).all()  # the offset hurts pooled r only
+
+
+def test_scores_of_null_targets_are_unbiased_and_tests_calibrated():
+  """Pure-noise targets at n = 120 with random 32-d embeddings (strong shrinkage, where
+  pooled out-of-fold r was -0.3): mean r within ±0.03, and the calibrated share of
+  p < 0.05 in [0.02, 0.08] for continuous and binary targets (nulls calibrated on a
+  separate set of simulated nulls, as the probe job does)."""
+  rng = np.random.default_rng(0)
+  n, kc, kb, k_sim = 120, 300, 200, 100
+  x = rng.standard_normal((n, 32))
+  y = np.c_[rng.standard_normal((n, kc + k_sim)) * 5 + 3,
+            (rng.random((n, kb + k_sim)) < rng.uniform(0.2, 0.5, kb + k_sim)).astype(float)]
+  binary = np.r_[np.zeros(kc + k_sim, bool), np.ones(kb + k_sim, bool)]
+  pred = _cv(x, y, binary, np.arange(n), 5, (0, 1, 2))
+  sc = stats.fold_scores(y, pred.oof, pred.folds, binary)
+  assert abs(np.mean(sc["r"][:kc])) <= 0.03
+  assert abs(np.mean(sc["auc"][kc + k_sim:kc + k_sim + kb]) - 0.5) <= 0.02
+  assert np.mean(sc["r_seed_mean"][:kc]) < -0.05  # the published form is biased
+  for real, sim in ((slice(0, kc), slice(kc, kc + k_sim)),
+                    (slice(kc + k_sim, kc + k_sim + kb), slice(kc + k_sim + kb, None))):
+    naive = stats.calibrated_p(sc["z"][real], 1.0)
+    p = stats.calibrated_p(sc["z"][real], stats.null_scale(sc["z"][sim]))
+    assert 0.02 <= np.mean(p < 0.05) <= 0.08, np.mean(p < 0.05)
+    assert np.mean(naive < 0.05) > np.mean(p < 0.05)  # the dependence is real
 
 
 def test_power_fdp_against_truth():

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from gait_jax.probing import job
-
-import importlib.util
-import pathlib
+from gait_jax.probing import folds, job
 
 _SPEC = importlib.util.spec_from_file_location(
     "probe_experiment", pathlib.Path(__file__).parents[2] / "experiments" / "probe.py")
@@ -41,18 +43,20 @@ def _write_inputs(root: pathlib.Path) -> tuple[str, str, str]:
       "noise": rng.standard_normal(n),
       "diagnosis": (latent[:, 1] + 0.5 * rng.standard_normal(n) > 0).astype(float),
       "rare": (np.arange(n) < 2).astype(float),
-      "flat": 3.0, "words": ["x"] * n, "empty": np.nan})
+      "flat": 3.0, "words": ["x"] * n, "empty": np.nan, "infinite": rng.standard_normal(n)})
   ph.loc[3:9, "gait_speed"] = np.nan
+  ph.loc[4, "infinite"] = np.inf
   ph = pd.concat([ph, ph.iloc[[5]]])  # P00005 twice
   ph.to_csv(root / "phenotypes.csv", index=False)
   dictionary = pd.DataFrame({
       "target": ["age", "sex", "bmi", "gait_speed", "noise", "diagnosis", "rare", "flat",
-                 "words", "empty", "not_there"],
+                 "words", "empty", "not_there", "infinite"],
       "system": ["anthropometrics"] * 3 + ["gait", "other", "disease", "disease", "other",
-                                           "other", "other", "other"],
+                                           "other", "other", "other", "other"],
       "kind": ["continuous", "binary", "continuous", "continuous", "continuous", "binary",
-               "binary", "continuous", "continuous", "continuous", "continuous"],
-      "is_covariate": [True] * 3 + [False] * 8})
+               "binary", "continuous", "continuous", "continuous", "continuous",
+               "continuous"],
+      "is_covariate": [True] * 3 + [False] * 9})
   dictionary.to_csv(root / "dictionary.csv", index=False)
   return (str(root / "embeddings.parquet"), str(root / "phenotypes.csv"),
           str(root / "dictionary.csv"))
@@ -63,13 +67,13 @@ def test_probe_job_end_to_end_with_bad_inputs(tmp_path, capsys):
   config = probe_experiment.get_config("smoke")
   config.embeddings, config.phenotypes, config.dictionary = emb, ph, dic
   config.covariates = "age,sex,bmi"
-  config.n_bootstrap = 200
   job.run(config, str(tmp_path / "w"))
 
   targets = pd.read_parquet(tmp_path / "w" / "results" / "targets.parquet")
   for col in ("target", "system", "kind", "subset", "n", "r", "auc", "p", "q", "significant",
               "r_ci_low", "r_ci_high", "r2", "mae", "r_base", "r_full", "gain", "gain_p",
-              "gain_q", "gain_significant", "status"):
+              "gain_q", "gain_significant", "status", "z", "null_scale", "r_seed_mean",
+              "r_seed_sd", "auc_seed_mean", "auc_seed_sd"):
     assert col in targets.columns, col
   assert set(targets["subset"]) == {"all", "male", "female"}
   alls = targets[targets["subset"] == "all"].set_index("target")
@@ -94,6 +98,12 @@ def test_probe_job_end_to_end_with_bad_inputs(tmp_path, capsys):
   assert reasons["empty"] == "all values missing"
   assert "too few positives" in reasons["rare"]
   assert "not in the phenotype table" in reasons["not_there"]
+  assert reasons["infinite"].startswith("non_finite")
+  assert not (targets["target"].str.startswith(job.NULL_PREFIX)).any()
+  calibration = pd.read_csv(tmp_path / "w" / "results" / "calibration.csv")
+  assert set(calibration["test"]) == {"continuous", "binary", "gain_continuous",
+                                      "gain_binary"}
+  assert (calibration["null_scale"] >= 1.0).all() and (calibration["null_targets"] > 0).all()
   assert "participant" in set(report["scope"]) and "target" in set(report["scope"])
   out = capsys.readouterr().out
   assert "significant" in out and "all" in out
@@ -122,3 +132,67 @@ def test_probe_job_average_fusion_and_sex_specific_models(tmp_path):
   speed = targets[targets["target"] == "gait_speed"].set_index("subset")
   assert speed.loc["all", "r"] > 0.5 and speed.loc["all", "significant"]
   assert speed.loc["male", "n"] + speed.loc["female", "n"] == speed.loc["all", "n"]
+
+
+def test_every_unscored_target_has_a_report_row(tmp_path):
+  emb, ph, dic = _write_inputs(tmp_path)
+  config = probe_experiment.get_config("smoke")
+  config.embeddings, config.phenotypes, config.dictionary = emb, ph, dic
+  config.covariates = ""
+  targets = job.run(config, str(tmp_path / "w"))
+  report = pd.read_csv(tmp_path / "w" / "probe_report.csv")
+  dictionary = pd.read_csv(dic)
+  scored = set(targets.loc[targets["status"] == "ok", "target"])
+  for name in set(dictionary["target"]) - scored:
+    assert name in set(report["name"]), name
+
+
+def test_task_less_table_is_one_view(tmp_path):
+  """participant_id + numeric columns (another lab's feature sheet) probes as one view."""
+  emb, ph, dic = _write_inputs(tmp_path)
+  walk = pd.read_parquet(emb).query("task == 'walk' and ablation == 'none'")
+  sheet = walk[["participant_id"] + [c for c in walk if c.startswith("e")]]
+  sheet.to_csv(tmp_path / "sheet.csv", index=False)
+  config = probe_experiment.get_config("smoke")
+  config.embeddings, config.phenotypes, config.dictionary = (str(tmp_path / "sheet.csv"), ph,
+                                                             dic)
+  config.covariates = ""
+  targets = job.run(config, str(tmp_path / "w"))
+  speed = targets[(targets["target"] == "gait_speed") & (targets["subset"] == "all")]
+  assert speed["r"].item() > 0.5
+
+
+def test_fold_guard_checks_the_folds_that_are_fitted():
+  """Positives per training fold are counted on the folds given, not on others: a
+  target whose positives all share one fold is refused exactly when they do."""
+  config = probe_experiment.get_config("smoke")
+  n = 30
+  fold_ids = folds.grouped_folds(np.arange(n), 3, (0, 1))
+  y = np.zeros((n, 2))
+  together = np.flatnonzero(fold_ids[0] == 0)[:5]
+  y[together, 0] = 1  # 5 positives, all in fold 0 of seed 0
+  y[:5, 1] = 1
+  binary = np.array([True, True])
+  config.min_positives, config.min_fold_positives = 4, 2
+  why = job.check_targets(y, binary, fold_ids[:1], config)
+  assert why[0] is not None and "training fold (0 < 2)" in why[0]
+  spread = job.check_targets(y[:, 1:], binary[1:], fold_ids[:1], config)
+  expected_worst = min((y[fold_ids[0] != k, 1] == 1).sum() for k in range(3))
+  assert (spread[0] is None) == (expected_worst >= 2)
+
+
+def test_user_error_prints_one_line_without_traceback(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, "-m", "gait_jax.main", "--config", "experiments/probe.py:smoke",
+       "--workdir", str(tmp_path / "w"), f"--config.embeddings={tmp_path / 'none.parquet'}",
+       f"--config.phenotypes={tmp_path / 'none.csv'}"],
+      capture_output=True, text=True, cwd=pathlib.Path(__file__).parents[2], check=False)
+  assert proc.returncode == 2, proc.stderr
+  lines = [line for line in proc.stderr.splitlines() if "WARNING" not in line and line]
+  assert lines == [f"gait_jax.main: error: feature table '{tmp_path / 'none.parquet'}' "
+                   "does not exist"], proc.stderr
+  for arg in ("experiments/probe.py:bogus", "experiments/missing.py"):
+    proc = subprocess.run([sys.executable, "-m", "gait_jax.main", "--config", arg,
+                           "--workdir", str(tmp_path / "w")], capture_output=True, text=True,
+                          cwd=pathlib.Path(__file__).parents[2], check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr

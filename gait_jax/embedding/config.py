@@ -1,0 +1,58 @@
+"""The embed job's config (`gait_jax.embedding.job`): every setting and its default.
+
+Variants:
+  default    the published pooling: last layer, legs/arms/torso/head, mean and
+             99th percentile over time, median over a person's clips; no ablation
+  ablations  also every "zero one region" and "only one region" ablation (9 rows
+             per participant × task), for the body-system × region heatmap
+  smoke      small batches, for tests
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from gait_jax import configs
+from gait_jax.data import config as data_config
+from gait_jax.embedding import pooling
+
+VARIANTS = ("default", "ablations", "smoke")
+
+
+def get_config(variant: str = "default") -> ml_collections.ConfigDict:
+  """The embed config of a variant; see the comment on each field."""
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown embed variant {variant!r}; expected one of {VARIANTS}")
+  c = ml_collections.ConfigDict()
+  c.job = "embed"
+  # A pretraining run's workdir (its config.json and checkpoints/). Required.
+  c.checkpoint_dir = ""
+  c.data = data_config.get_data_config()
+  c.data.split = "all"  # embed everyone; probes cross-validate by participant
+  c.data.batch_size = 16
+  c.data.crop_frames = 0  # whole clips; windows are cut below
+  # Frames per encoder window: -1 = the pretraining crop length (0 there: the
+  # whole clip); 0 = the whole clip. A clip is cut into consecutive windows and
+  # their token features pooled together.
+  c.window_frames = -1
+  # Which layer's token features (-1 = the last, after its LayerNorm).
+  c.layer = -1
+  # Compute dtype: "auto" (bf16 on GPU/TPU, else f32), "float32", "bfloat16", or
+  # "pretrain" (the pretraining run's).
+  c.dtype = "auto"
+  c.pool = ml_collections.ConfigDict()
+  c.pool.regions = pooling.DEFAULT_REGIONS
+  c.pool.stats = ("mean", "p99")
+  # A participant × task's clips → one vector: "median" (published) or "mean".
+  c.person_reduce = "median"
+  c.ablations = ("none",)
+  if variant == "ablations":
+    names = [n for n, _ in pooling.DEFAULT_REGIONS]
+    c.ablations = ("none",) + tuple(f"zero:{n}" for n in names) + tuple(
+        f"only:{n}" for n in names)
+  c.mesh = configs.mesh_config((("data", -1),), data_axes=("data",))
+  if variant == "smoke":
+    c.data.batch_size = 8
+    c.data.read_threads = 1
+    c.data.prefetch = 1
+  return c
