@@ -2,36 +2,38 @@
 
 Parameters are created with logical names (`nnx.with_partitioning(init, ("embed",
 "mlp"))`); activations are constrained at block boundaries with `constrain(x,
-("batch", "frames", "joints", "embed"))`. The trainer sets the mesh and the rules
-once (`with use_rules(mesh, rules):`); outside that context `constrain` is a no-op,
-so models run unchanged in tests, notebooks and on one device.
+("batch", "frames", "joints", "embed"))`. The context is JAX's and Flax's own,
+`jax.set_mesh(mesh)` and `nnx.logical_axis_rules(rules)`:
+
+  with sharding.use_rules(mesh, rules):
+    compiled = step.lower(...).compile()
+
+Outside it (no mesh set, or no rules) `constrain` is a no-op, so models run
+unchanged in tests, notebooks and on one device. Inside it Flax resolves the
+rules for `nnx.get_partition_spec` too, which then returns mesh axes: read the
+parameters' logical names outside the block (`logical_specs` reads them anywhere).
 
 Logical names used by the models:
   batch     examples                    embed    model width
   frames    time (tokens per joint)     mlp      feed-forward hidden width
   joints    joints (tokens per frame)   heads    attention heads
   kv        per-head width              tokens   flattened token axis (MAMP)
+  layers    stacked (scanned) layers
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import math
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import jax
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-# Parameter annotations are metadata here, resolved through the rules table by the
-# trainer; Flax's eager sharding would instead demand a mesh at model creation.
-nnx.use_eager_sharding(False)
+from flax.core import spmd as flax_spmd
+from jax.sharding import Mesh, PartitionSpec
 
 Rules = Sequence[tuple[str, str | Sequence[str] | None]]
-
-_CONTEXT: contextvars.ContextVar[tuple[Mesh, dict] | None] = contextvars.ContextVar(
-    "gait_jax_sharding", default=None)
 
 
 def _rules_dict(rules: Rules) -> dict[str, tuple[str, ...] | None]:
@@ -44,11 +46,11 @@ def _rules_dict(rules: Rules) -> dict[str, tuple[str, ...] | None]:
 
 
 def logical_to_spec(names: Sequence[str | None], rules: Rules,
-                    mesh: Mesh | None = None) -> PartitionSpec:
+                    mesh: Mesh | jax.sharding.AbstractMesh | None = None) -> PartitionSpec:
   """PartitionSpec for an array whose dims carry `names` (None = replicated).
 
   A mesh axis is used at most once per array (a later dim that maps to an axis
-  already taken stays replicated), and axes of size 1 are dropped.
+  already taken stays replicated), and axes of size 1 or not in `mesh` are dropped.
   """
   table = _rules_dict(rules)
   used: set[str] = set()
@@ -65,26 +67,36 @@ def logical_to_spec(names: Sequence[str | None], rules: Rules,
   return PartitionSpec(*spec)
 
 
+def logical_specs(tree: Any) -> Any:
+  """Logical PartitionSpecs of a tree of nnx.Variables (e.g. `nnx.state(model)`),
+  also inside `use_rules` (where `nnx.get_partition_spec` resolves the rules)."""
+  with nnx.logical_axis_rules(()):
+    return nnx.get_partition_spec(tree)
+
+
 @contextlib.contextmanager
 def use_rules(mesh: Mesh, rules: Rules) -> Iterator[None]:
-  """Makes `constrain` active for code traced inside the block."""
-  token = _CONTEXT.set((mesh, rules))
-  try:
+  """Sets `mesh` (`jax.set_mesh`) and the logical rules (`nnx.logical_axis_rules`)
+  for code traced inside the block: `constrain` then applies."""
+  _rules_dict(rules)  # fail early on a duplicated name
+  rules = tuple((str(name), axes if axes is None or isinstance(axes, str) else tuple(axes))
+                for name, axes in rules)
+  with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
     yield
-  finally:
-    _CONTEXT.reset(token)
 
 
 def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:
-  """Constrains an activation's sharding by logical names; no-op without rules."""
-  ctx = _CONTEXT.get()
-  if ctx is None:
+  """Constrains an activation's sharding by logical names (`jax.lax.
+  with_sharding_constraint` against the mesh set by `use_rules`); a no-op without
+  a mesh or rules. Decided at trace time: jit's cache keys on the mesh, not on
+  Flax's rules, so trace under `use_rules`, not under `jax.set_mesh` alone."""
+  mesh = jax.sharding.get_abstract_mesh()
+  rules = flax_spmd.get_logical_axis_rules()
+  if mesh.empty or not rules:
     return x
-  mesh, rules = ctx
   if len(names) != x.ndim:
     raise ValueError(f"{len(names)} logical names for an array of rank {x.ndim}")
-  return jax.lax.with_sharding_constraint(
-      x, NamedSharding(mesh, logical_to_spec(names, rules, mesh)))
+  return jax.lax.with_sharding_constraint(x, logical_to_spec(names, rules, mesh))
 
 
 def make_mesh(axes: Sequence[tuple[str, int]], axis_type: str = "auto",

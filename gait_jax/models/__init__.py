@@ -6,8 +6,9 @@
   out = model.reconstruct(batch, rng)           # target, reconstruction, hidden
   feats = model.encode(skeleton, joint_present, layer=-1)
 
-The model's state holds parameters only (nnx.Param, float32, with logical axis
-names); all randomness of `loss` and `reconstruct` comes from their `rng`.
+Both architectures implement `GaitModel` (models/base.py). The model's state
+holds parameters only (nnx.Param, float32, with logical axis names); all
+randomness of `loss` and `reconstruct` comes from their `rng`.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ from collections.abc import Sequence
 import ml_collections
 from flax import nnx
 
+from gait_jax.models.base import GaitModel
 from gait_jax.models.configs import PRESETS, get_model_config
 from gait_jax.models.gaitmae import GaitMAE
 from gait_jax.models.mamp import Mamp
 
-__all__ = ["PRESETS", "GaitMAE", "Mamp", "build", "get_model_config"]
+__all__ = ["PRESETS", "GaitMAE", "GaitModel", "Mamp", "build", "get_model_config"]
 
 ARCHITECTURES = {"gaitmae": GaitMAE, "mamp": Mamp}
 
 
 def build(cfg: ml_collections.ConfigDict, joints: Sequence[str], num_frames: int, *,
-          rngs: nnx.Rngs) -> GaitMAE | Mamp:
+          rngs: nnx.Rngs) -> GaitModel:
   """The model `cfg.name` names, for joint set `joints` and clips of num_frames.
 
   Args:
@@ -41,6 +43,4 @@ def build(cfg: ml_collections.ConfigDict, joints: Sequence[str], num_frames: int
     raise ValueError(f"unknown model {cfg.name!r}; expected one of {sorted(ARCHITECTURES)}")
   if cfg.dtype not in ("float32", "bfloat16"):
     raise ValueError(f"dtype={cfg.dtype!r}; expected float32 or bfloat16")
-  if cfg.get("param_dtype", "float32") != "float32":
-    raise ValueError("parameters are always float32; set dtype for the compute dtype")
   return ARCHITECTURES[cfg.name](cfg, joints, num_frames, rngs=rngs)

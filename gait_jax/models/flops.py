@@ -1,8 +1,8 @@
 """Model FLOPs per example, counted from the architecture (for MFU and benchmarks).
 
-XLA's cost analysis counts a loop body once, and GaitMAE scans over its layers
-and maps attention over (sequence, head) pairs, so the trainer counts matmul
-FLOPs here instead. The count is the usual "model FLOPs": multiply-adds of the
+XLA's cost analysis counts a loop body once, and the models scan over their
+layers and map attention over (sequence, head) pairs, so the trainer counts
+matmul FLOPs here instead. The count is the usual "model FLOPs": multiply-adds of the
 dense layers and attention (2 per multiply-add), forward only; a training step
 costs 3× (backward = 2× forward), and rematerialisation's recomputation is not
 counted (hardware FLOPs would be higher), as in MFU conventions.

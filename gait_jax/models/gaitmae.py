@@ -10,9 +10,9 @@ and flagged (see `masking`).
 
 Shapes: B examples, T frames, J joints, D = cfg.width; the residual stream stays
 [B, T, J, D] and is sharding-constrained as ("batch", "frames", "joints",
-"embed") between layers. The layers' parameters are stacked (leading logical
-axis "layers") and applied with `lax.scan`, each layer under remat when
-cfg.remat.
+"embed") between layers. The layers are one `stack` (parameters stacked on a
+leading "layers" axis, applied with `lax.scan`, each layer under remat when
+cfg.remat).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from flax import nnx
 from gait_jax.models import layers
 from gait_jax.models import losses
 from gait_jax.models import masking
+from gait_jax.models import stack
 
 STREAM = ("batch", "frames", "joints", "embed")
 IN_CHANNELS = 5  # x, y, z, confidence, mask
@@ -48,7 +49,7 @@ class MaskingSpec:
                float(c.noise_std), tuple(c.always_hide))
 
 
-def _fold(rng: jax.Array | None, i: int | jax.Array) -> jax.Array | None:
+def _fold(rng: jax.Array | None, i: int) -> jax.Array | None:
   return None if rng is None else jax.random.fold_in(rng, i)
 
 
@@ -132,21 +133,13 @@ class GaitMAE(nnx.Module):
       self.temporal_embed = layers.make_param(
           rngs, layers.KERNEL_INIT, (self.num_frames, width), ("frames", "embed"))
     self.depth = int(cfg.depth)
-
-    # The layers' parameters are stacked on a leading "layers" axis and the
-    # forward pass scans over them: one layer's graph to compile whatever the
-    # depth, and with remat only the [B, T, J, D] stream between layers is kept
-    # for the backward pass (an unrolled loop of checkpointed layers does not
-    # lower peak memory on XLA:CPU; a scan does).
-    @nnx.vmap(in_axes=0, out_axes=0, transform_metadata={nnx.PARTITION_NAME: "layers"})
-    def make_layer(key: jax.Array) -> DualStreamLayer:
-      return DualStreamLayer(
-          width, int(cfg.num_heads), float(cfg.mlp_ratio), num_sinks=int(cfg.num_sinks),
-          rotary=self.temporal_pos == "rotary", dropout_rate=float(cfg.dropout),
-          dtype=dtype, attention_impl=cfg.attention_impl or None,
-          attention_block=int(cfg.attention_block), rngs=nnx.Rngs(params=key))
-
-    self.layers = make_layer(jax.random.split(rngs.params(), self.depth))
+    self.layers = stack.create(
+        lambda layer_rngs: DualStreamLayer(
+            width, int(cfg.num_heads), float(cfg.mlp_ratio), num_sinks=int(cfg.num_sinks),
+            rotary=self.temporal_pos == "rotary", dropout_rate=float(cfg.dropout),
+            dtype=dtype, attention_impl=cfg.attention_impl or None,
+            attention_block=int(cfg.attention_block), rngs=layer_rngs),
+        self.depth, rngs)
     self.norm = layers.layer_norm(width, dtype=dtype, rngs=rngs)
     self.head = layers.dense(width, 3, ("embed", None), dtype=dtype, rngs=rngs)
 
@@ -165,35 +158,23 @@ class GaitMAE(nnx.Module):
       h = h + self.temporal_embed[...][:t, None].astype(dtype)
     return layers.constrain(h, STREAM)
 
-  def features(self, x: jax.Array, *, layer: int = -1,
-               rng: jax.Array | None = None) -> jax.Array:
+  def _stream(self, x: jax.Array, *, layer: int = -1,
+              rng: jax.Array | None = None) -> jax.Array:
     """The residual stream after layer `layer` (Python indexing over cfg.depth).
 
     The last layer's output goes through the final LayerNorm (what the head
-    reads); earlier layers' are returned raw. Args: x f32[B, T, J, 5]; rng
-    dropout key or None. Returns [B, T, J, D] in the compute dtype.
+    reads); earlier layers' are returned raw. Args: x f32[B, T, J, 5] model input
+    (`masking.apply_mask`); rng dropout key or None. Returns [B, T, J, D] in the
+    compute dtype.
     """
-    depth = self.depth
-    if not -depth <= layer < depth:
-      raise ValueError(f"layer {layer} out of range for depth {depth}")
-    count = layer % depth + 1
-    graphdef, stacked = nnx.split(self.layers)
-    if count < depth:
-      stacked = jax.tree.map(lambda a: a[:count], stacked)
-
-    def body(h: jax.Array, layer_and_index) -> tuple[jax.Array, None]:
-      params, i = layer_and_index
-      out = nnx.merge(graphdef, params)(h, _fold(rng, i))
-      return layers.constrain(out, STREAM), None
-
-    if self.remat:
-      body = jax.checkpoint(body, prevent_cse=False)
-    h, _ = jax.lax.scan(body, self._embed(x), (stacked, jnp.arange(count)))
-    return self.norm(h) if count == depth else h
+    count = stack.layer_index(layer, self.depth) + 1
+    h = stack.apply(self.layers, self._embed(x), rng, count=count, remat=self.remat,
+                    names=STREAM)
+    return self.norm(h) if count == self.depth else h
 
   def __call__(self, x: jax.Array, rng: jax.Array | None = None) -> jax.Array:
     """x: f32[B, T, J, 5] model input → f32[B, T, J, 3] reconstructed xyz."""
-    return self.head(self.features(x, rng=rng)).astype(jnp.float32)
+    return self.head(self._stream(x, rng=rng)).astype(jnp.float32)
 
   # --- The API the trainer and the probes use ----------------------------------
 
@@ -229,24 +210,28 @@ class GaitMAE(nnx.Module):
     skel, _, hidden, pred = self._masked_forward(batch, rng, train=False)
     return {"target": skel[..., :3], "reconstruction": pred, "hidden": hidden}
 
-  def encode(self, skeleton: jax.Array, joint_present: jax.Array, *, layer: int = -1,
-             hide_regions: Sequence[str] | None = None) -> jax.Array:
-    """Frozen features without random masking.
+  def features(self, skeleton: jax.Array, *, layer: int = -1,
+               hide_regions: Sequence[str] | None = None) -> jax.Array:
+    """Per-token features without random masking (see `base.GaitModel`).
 
     Args:
-      skeleton: f32[B, T, J, 4]; joint_present: f32[B, J].
-      layer: which layer's output (see `features`); -1 = the last, normed.
+      skeleton: f32[B, T, J, 4], cleaned (`losses.clean_inputs`).
+      layer: which layer's output (see `_stream`); -1 = the last, normed.
       hide_regions: region names hidden in every frame (zeroed + mask channel);
         None = the config's masking.always_hide, () = nothing.
 
     Returns:
-      f32[B, T, J, D].
+      [B, T, J, D] in the compute dtype.
     """
-    b, t = skeleton.shape[:2]
-    skel, _ = losses.clean_inputs({"skeleton": skeleton, "joint_present": joint_present,
-                                   "valid": jnp.ones((b,), bool)})
+    t = skeleton.shape[1]
     hide = self.mask_spec.always_hide if hide_regions is None else tuple(hide_regions)
     hidden = jnp.broadcast_to(
-        masking.always_hidden(t, self.joint_regions, hide)[None], skel.shape[:3])
-    x = masking.apply_mask(skel, hidden)
-    return self.features(x, layer=layer).astype(jnp.float32)
+        masking.always_hidden(t, self.joint_regions, hide)[None], skeleton.shape[:3])
+    return self._stream(masking.apply_mask(skeleton, hidden), layer=layer)
+
+  def encode(self, skeleton: jax.Array, joint_present: jax.Array, *, layer: int = -1,
+             hide_regions: Sequence[str] | None = None) -> jax.Array:
+    """`features` of a raw clip: skeleton f32[B, T, J, 4], joint_present f32[B, J]
+    → f32[B, T, J, D]."""
+    skel = losses.clean_skeleton(skeleton, joint_present)
+    return self.features(skel, layer=layer, hide_regions=hide_regions).astype(jnp.float32)

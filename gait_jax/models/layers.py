@@ -2,10 +2,10 @@
 
 Every parameter is float32 and carries logical axis names (see
 `gait_jax.sharding`); computation runs in the `dtype` each layer is given.
-Parameters are created with eager sharding off: logical names are not mesh axes,
-so a model can be built anywhere (tests, notebooks, `nnx.eval_shape`), and the
-trainer places the state with `sharding.logical_to_spec` of
-`nnx.get_partition_spec(state)`.
+Each parameter is created with eager sharding off (per variable, not globally):
+logical names are not mesh axes, so a model can be built anywhere (tests,
+notebooks, `nnx.eval_shape`, inside `sharding.use_rules`), and the trainer places
+the state with `sharding.logical_to_spec` of its logical PartitionSpecs.
 
 Dropout draws from an explicit key argument (None = off) instead of an
 `nnx.Rngs` stream, so the model state holds parameters only and the randomness

@@ -37,6 +37,14 @@ def clean_inputs(batch: Mapping[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
   return x, counted.astype(jnp.float32)
 
 
+def clean_skeleton(skeleton: jax.Array, joint_present: jax.Array) -> jax.Array:
+  """`clean_inputs` of a clip without batch padding: skeleton f32[B, T, J, 4],
+  joint_present f32[B, J] → f32[B, T, J, 4] with absent joints zeroed."""
+  valid = jnp.ones((skeleton.shape[0],), bool)
+  return clean_inputs({"skeleton": skeleton, "joint_present": joint_present,
+                       "valid": valid})[0]
+
+
 def _safe_norm(d: jax.Array) -> jax.Array:
   """Euclidean norm over the last axis with a finite gradient at 0."""
   sq = jnp.sum(jnp.square(d), axis=-1)

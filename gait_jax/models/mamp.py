@@ -11,7 +11,9 @@ token order, and reconstructs each token's p × 3 positions or, with
 tokens only.
 
 Token order is (patch, joint): token n = patch · J + joint. Activations are
-sharding-constrained as ("batch", "tokens", "embed").
+sharding-constrained as ("batch", "tokens", "embed"). The encoder and the decoder
+are each one `stack` (parameters stacked on a leading "layers" axis, applied with
+`lax.scan`, each block under remat when cfg.remat).
 """
 
 from __future__ import annotations
@@ -27,21 +29,10 @@ from flax import nnx
 from gait_jax.models import layers
 from gait_jax.models import losses
 from gait_jax.models import masking
+from gait_jax.models import stack
 
 TOKENS = ("batch", "tokens", "embed")
 IN_CHANNELS = 4  # x, y, z, confidence
-
-
-def _fold(rng: jax.Array | None, i: int) -> jax.Array | None:
-  return None if rng is None else jax.random.fold_in(rng, i)
-
-
-def _apply_block(block: layers.TransformerBlock, x: jax.Array,
-                 rng: jax.Array | None) -> jax.Array:
-  return block(x, rng)
-
-
-_apply_block_remat = nnx.remat(_apply_block)
 
 
 def _gather_tokens(x: jax.Array, idx: jax.Array) -> jax.Array:
@@ -74,16 +65,17 @@ class Mamp(nnx.Module):
     self.velocity_weight = float(cfg.loss.velocity_weight)
     self.remat = bool(cfg.remat)
     self.dtype = dtype
+    self.depth = int(cfg.depth)
     num_joints, num_patches = len(self.joints), self.num_frames // p
     impl = cfg.attention_impl or None
 
-    def blocks(depth: int, w: int, heads: int) -> nnx.List:
-      return nnx.List([
-          layers.TransformerBlock(w, heads, float(cfg.mlp_ratio),
-                                  dropout_rate=float(cfg.dropout), dtype=dtype,
-                                  attention_impl=impl,
-                                  attention_block=int(cfg.attention_block), rngs=rngs)
-          for _ in range(depth)])
+    def blocks(depth: int, w: int, heads: int) -> layers.TransformerBlock:
+      return stack.create(
+          lambda block_rngs: layers.TransformerBlock(
+              w, heads, float(cfg.mlp_ratio), dropout_rate=float(cfg.dropout),
+              dtype=dtype, attention_impl=impl, attention_block=int(cfg.attention_block),
+              rngs=block_rngs),
+          depth, rngs)
 
     def embedding(shape: tuple[int, int], names: tuple[str, str]) -> nnx.Param:
       return layers.make_param(rngs, layers.KERNEL_INIT, shape, names)
@@ -92,7 +84,7 @@ class Mamp(nnx.Module):
                                     dtype=dtype, rngs=rngs)
     self.joint_embed = embedding((num_joints, width), ("joints", "embed"))
     self.patch_pos = embedding((num_patches, width), ("frames", "embed"))
-    self.encoder = blocks(int(cfg.depth), width, int(cfg.num_heads))
+    self.encoder = blocks(self.depth, width, int(cfg.num_heads))
     self.encoder_norm = layers.layer_norm(width, dtype=dtype, rngs=rngs)
 
     self.decoder_embed = layers.dense(width, dec_width, (None, "embed"), dtype=dtype,
@@ -126,12 +118,10 @@ class Mamp(nnx.Module):
     h = h + self.patch_pos[...][:n_p, None].astype(dtype)
     return layers.constrain(h.reshape(b, n_p * j, -1), TOKENS)
 
-  def _run(self, blocks: nnx.List, h: jax.Array, rng: jax.Array | None,
-           upto: int | None = None) -> jax.Array:
-    apply = _apply_block_remat if self.remat else _apply_block
-    for i in range(len(blocks) if upto is None else upto + 1):
-      h = layers.constrain(apply(blocks[i], h, _fold(rng, i)), TOKENS)
-    return h
+  def _run(self, blocks: layers.TransformerBlock, h: jax.Array, rng: jax.Array | None,
+           count: int | None = None) -> jax.Array:
+    """The first `count` (default: all) blocks of a stack over tokens [B, N, D]."""
+    return stack.apply(blocks, h, rng, count=count, remat=self.remat, names=TOKENS)
 
   def encode_visible(self, skeleton: jax.Array, keep: jax.Array,
                      rng: jax.Array | None = None) -> jax.Array:
@@ -209,28 +199,23 @@ class Mamp(nnx.Module):
     target, pred, hidden, _, _ = self._masked_forward(batch, rng, train=False)
     return {"target": target, "reconstruction": pred, "hidden": hidden}
 
-  def encode(self, skeleton: jax.Array, joint_present: jax.Array, *, layer: int = -1,
-             hide_regions: Sequence[str] | None = None) -> jax.Array:
-    """Frozen encoder features of all tokens (no masking).
+  def features(self, skeleton: jax.Array, *, layer: int = -1,
+               hide_regions: Sequence[str] | None = None) -> jax.Array:
+    """Encoder features of all tokens, no random masking (see `base.GaitModel`).
 
     Args:
-      skeleton: f32[B, T, J, 4]; joint_present: f32[B, J].
+      skeleton: f32[B, T, J, 4], cleaned (`losses.clean_inputs`).
       layer: encoder block whose output is returned (Python indexing); -1 = the
         last, after the encoder's LayerNorm.
       hide_regions: region names whose tokens the encoder does not see (their
         features are returned as 0); None or () = none.
 
     Returns:
-      f32[B, T/p, J, D].
+      [B, T/p, J, D] in the compute dtype.
     """
-    depth = len(self.encoder)
-    if not -depth <= layer < depth:
-      raise ValueError(f"layer {layer} out of range for depth {depth}")
-    last = layer % depth
-    b, t, j = skeleton.shape[:3]
-    skel, _ = losses.clean_inputs({"skeleton": skeleton, "joint_present": joint_present,
-                                   "valid": jnp.ones((b,), bool)})
-    h = self.tokens(skel)
+    last = stack.layer_index(layer, self.depth)
+    b, _, j = skeleton.shape[:3]
+    h = self.tokens(skeleton)
     n_p = h.shape[1] // j
     seen = np.arange(n_p * j)
     if hide_regions:
@@ -238,12 +223,18 @@ class Mamp(nnx.Module):
                              masking.region_index(hide_regions))
       seen = seen[~hidden_joint[seen % j]]
       h = h[:, seen]
-    h = self._run(self.encoder, h, None, upto=last)
-    if last == depth - 1:
+    h = self._run(self.encoder, h, None, count=last + 1)
+    if last == self.depth - 1:
       h = self.encoder_norm(h)
-    out = jnp.zeros((b, n_p * j, h.shape[-1]), jnp.float32).at[:, seen].set(
-        h.astype(jnp.float32))
+    out = jnp.zeros((b, n_p * j, h.shape[-1]), h.dtype).at[:, seen].set(h)
     return out.reshape(b, n_p, j, -1)
+
+  def encode(self, skeleton: jax.Array, joint_present: jax.Array, *, layer: int = -1,
+             hide_regions: Sequence[str] | None = None) -> jax.Array:
+    """`features` of a raw clip: skeleton f32[B, T, J, 4], joint_present f32[B, J]
+    → f32[B, T/p, J, D]."""
+    skel = losses.clean_skeleton(skeleton, joint_present)
+    return self.features(skel, layer=layer, hide_regions=hide_regions).astype(jnp.float32)
 
 
 def _motion(positions: jax.Array, counted: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -92,12 +92,13 @@ def setup_training(config: ml_collections.ConfigDict, mesh, joints, num_frames: 
   """Model, optimiser, state shardings and the jitted step for a mesh."""
   rules = tuple(tuple(r) for r in config.sharding_rules)
   schedule = state_lib.make_schedule(config.optim, config.total_steps)
-  with sharding.use_rules(mesh, rules):
-    model_def, _, param_specs = state_lib.abstract_model(config, joints, num_frames)
-    optimizer = state_lib.make_optimizer(config.optim, config.total_steps,
-                                         state_lib.decay_mask(param_specs))
-    init = state_lib.init_fn(config, joints, num_frames, optimizer)
-    abstract = jax.eval_shape(init, config.seed)
+  # Outside `use_rules`: the model is built with logical names, which Flax would
+  # resolve through the rules in `nnx.get_partition_spec` inside it.
+  model_def, _, param_specs = state_lib.abstract_model(config, joints, num_frames)
+  optimizer = state_lib.make_optimizer(config.optim, config.total_steps,
+                                       state_lib.decay_mask(param_specs))
+  init = state_lib.init_fn(config, joints, num_frames, optimizer)
+  abstract = jax.eval_shape(init, config.seed)
   shardings = state_lib.state_shardings(abstract, param_specs, optimizer, mesh, rules)
   abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                           abstract, shardings)

@@ -78,7 +78,7 @@ def build_model(config: ml_collections.ConfigDict, joints: Sequence[str], num_fr
   """Builds the model; returns (ModelDef, params pure dict, logical PartitionSpecs)."""
   model = models.build(config.model, joints, num_frames, rngs=nnx.Rngs(params=rng))
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  specs = nnx.to_pure_dict(nnx.get_partition_spec(params))
+  specs = nnx.to_pure_dict(sharding.logical_specs(params))
   return ModelDef(graphdef, rest), nnx.to_pure_dict(params), specs
 
 
@@ -191,8 +191,7 @@ def load_encoder(workdir: str, mesh: Mesh, dtype: str = "pretrain") -> Encoder:
   joints = tuple(skeleton.joint_names(config.data.joints))
   num_frames = train_frames(config)
   rules = tuple(tuple(r) for r in config.sharding_rules)
-  with sharding.use_rules(mesh, rules):
-    model_def, abstract, specs = abstract_model(config, joints, num_frames)
+  model_def, abstract, specs = abstract_model(config, joints, num_frames)
   shardings = param_shardings(specs, mesh, rules)
   abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                           abstract, shardings)

@@ -1,5 +1,5 @@
-"""GaitMAE and MAMP: the trainer's API, exclusions, dtypes, remat, sharding names,
-and that a tiny model can fit a fixed batch."""
+"""GaitMAE and MAMP: the GaitModel protocol, exclusions, dtypes, remat, scanned
+stacks, sharding names, and that a tiny model can fit a fixed batch."""
 
 import jax
 import jax.numpy as jnp
@@ -91,6 +91,30 @@ def test_presets_and_build_checks():
 
 
 @pytest.mark.parametrize("preset", ARCHS)
+def test_both_architectures_implement_the_gait_model_protocol(preset):
+  cfg = _config(preset)
+  model = nnx.eval_shape(lambda: models.build(cfg, JOINTS, T, rngs=nnx.Rngs(params=0)))
+  assert isinstance(model, models.GaitModel)
+  assert model.joints == tuple(JOINTS) and model.num_frames == T
+  assert model.depth == cfg.depth
+  graphdef, state = nnx.split(model)
+  batch, rng = _batch(), jax.random.key(0)
+  skel, present = batch["skeleton"], batch["joint_present"]
+
+  def shapes(method):  # shapes of model.method(...), traced, nothing computed
+    return jax.eval_shape(lambda s: method(nnx.merge(graphdef, s)), state)
+
+  loss, metrics = shapes(lambda m: m.loss(batch, rng, train=True))
+  assert loss.shape == () and all(v.shape == () for v in metrics.values())
+  out = shapes(lambda m: m.reconstruct(batch, rng))
+  assert out["reconstruction"].shape == out["target"].shape == (B, T, J, 3)
+  tokens = (B, T // cfg.get("patch_frames", 1), J, cfg.width)
+  encoded = shapes(lambda m: m.encode(skel, present, layer=0))
+  assert encoded.shape == tokens and encoded.dtype == jnp.float32
+  assert shapes(lambda m: m.features(skel, hide_regions=("head",))).shape == tokens
+
+
+@pytest.mark.parametrize("preset", ARCHS)
 def test_api_shapes_finite_loss_and_exclusions(preset):
   cfg = _config(preset)
   model = _build(cfg)
@@ -134,6 +158,7 @@ def test_reconstruct_and_encode(preset):
     out = model.reconstruct(batch, rng)
     skel, present = batch["skeleton"], batch["joint_present"]
     feats = {"last": model.encode(skel, present), "first": model.encode(skel, present, layer=0),
+             "features": model.features(skel),
              "moved": model.encode(moved, present),
              "hide": model.encode(skel, present, hide_regions=("left_leg",)),
              "hide_moved": model.encode(moved, present, hide_regions=("left_leg",))}
@@ -150,6 +175,8 @@ def test_reconstruct_and_encode(preset):
     assert v.shape == (B, t_out, J, cfg.width) and v.dtype == jnp.float32
   # Inputs of a region hidden at encode time do not reach the features.
   np.testing.assert_allclose(feats["hide"], feats["hide_moved"], atol=1e-6)
+  # encode = features of the cleaned clip (nothing to clean here), in float32.
+  np.testing.assert_allclose(feats["features"], feats["last"], rtol=1e-6)
   assert not np.allclose(feats["last"], feats["moved"], atol=1e-3)
   with pytest.raises(ValueError, match="out of range"):
     model.encode(batch["skeleton"], batch["joint_present"], layer=cfg.depth)
@@ -165,11 +192,7 @@ def test_bfloat16_compute_with_float32_params(preset):
   def run(state, batch, rng):
     m = nnx.merge(graphdef, state)
     loss, metrics = m.loss(batch, rng)
-    if preset == "smoke":
-      inner = m.features(masking.apply_mask(batch["skeleton"], jnp.zeros((B, T, J), bool)))
-    else:
-      inner = m.tokens(batch["skeleton"])
-    return loss, metrics, inner
+    return loss, metrics, m.features(batch["skeleton"])
 
   loss, metrics, inner = run(state, batch, jax.random.key(0))
   assert loss.dtype == jnp.float32 and np.isfinite(loss)
@@ -227,10 +250,14 @@ def test_parameters_carry_logical_axis_names(preset):
     assert isinstance(spec, P) and len(spec) == params[name].ndim, name
     assert set(spec) - {None} <= logical, (name, spec)
     used |= set(spec) - {None}
-  # MAMP: learned frame positions, a list of layers; GaitMAE: rotary, stacked layers.
-  expected = logical - {"layers"} if preset == "mamp_smoke" else logical - {"frames"}
+  # MAMP: learned frame positions; GaitMAE: rotary. Both: stacked layers.
+  expected = logical if preset == "mamp_smoke" else logical - {"frames"}
   assert used == expected
-  if preset == "smoke":
+  if preset == "mamp_smoke":
+    assert flat["encoder/attn/qkv_kernel"] == P("layers", "embed", None, "heads", "kv")
+    assert flat["decoder/mlp/fc1/bias"] == P("layers", "mlp")
+    assert flat["patch_pos"] == P("frames", "embed")
+  else:
     assert flat["embed_kernel"] == P("joints", None, "embed")
     assert flat["layers/st_temporal/attn/qkv_kernel"] == P("layers", "embed", None,
                                                             "heads", "kv")
@@ -317,21 +344,28 @@ def test_blocked_attention_matches_one_pass_values_and_gradients():
                              atol=0.05)
 
 
-def test_scanned_layers_equal_applying_each_layer_in_turn():
-  model = _build(_config("smoke", depth=3))
-  x = masking.apply_mask(_batch()["skeleton"], jnp.zeros((B, T, J), bool))
-  graphdef, stacked = nnx.split(model.layers)
+@pytest.mark.parametrize("preset", ARCHS)
+def test_scanned_layers_equal_applying_each_layer_in_turn(preset):
+  model = _build(_config(preset, depth=3))
+  skel = _batch()["skeleton"]
+  if preset == "smoke":
+    layers, norm = model.layers, model.norm
+    embed = lambda s: model._embed(  # pylint: disable=protected-access  # noqa: E731
+        masking.apply_mask(s, jnp.zeros((B, T, J), bool)))
+  else:
+    layers, norm, embed = model.encoder, model.encoder_norm, model.tokens
+  graphdef, stacked = nnx.split(layers)
 
   @_jit
-  def run(x):
-    h, by_hand = model._embed(x), []  # pylint: disable=protected-access
+  def run(skel):
+    h, by_hand = embed(skel), []
     for i in range(3):
       h = nnx.merge(graphdef, jax.tree.map(lambda a, i=i: a[i], stacked))(h)
-      by_hand.append(h)
-    scanned = [model.features(x, layer=i) for i in range(3)]
-    return by_hand, scanned, model.norm(by_hand[-1])
+      by_hand.append(h.reshape(B, -1, J, h.shape[-1]))
+    scanned = [model.features(skel, layer=i) for i in range(3)]
+    return by_hand, scanned, norm(by_hand[-1])
 
-  by_hand, scanned, normed = run(x)
+  by_hand, scanned, normed = run(skel)
   for i in range(2):  # earlier layers: the raw stream after layer i
     np.testing.assert_allclose(scanned[i], by_hand[i], rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(scanned[2], normed, rtol=1e-5, atol=1e-5)

@@ -1,4 +1,5 @@
-"""The trainer: meshes and FSDP, no recompilation, resume after SIGKILL, SIGTERM, W&B, sweeps."""
+"""The trainer: meshes and FSDP, activation constraints, no recompilation, resume after
+SIGKILL, SIGTERM, W&B, sweeps; importing gait_jax changes no global setting."""
 
 import json
 import os
@@ -11,14 +12,19 @@ import time
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
 
-from gait_jax import sharding, skeleton
+from gait_jax import models, sharding, skeleton
 from gait_jax.data import pipeline
 from gait_jax.train import pretrain
+from gait_jax.train import state as state_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GAITMAE = str(ROOT / "experiments" / "pretrain_gaitmae.py")
+MAMP = str(ROOT / "experiments" / "pretrain_mamp.py")
 
 
 def _load_config(path: str, arg: str, **overrides):
@@ -79,6 +85,83 @@ def test_same_loss_on_every_mesh_and_fsdp_shards_parameters(tiny_shards):
   gnorms = np.array([v[1] for v in results.values()])
   np.testing.assert_allclose(losses, losses[0], rtol=1e-5)
   np.testing.assert_allclose(gnorms, gnorms[0], rtol=1e-4)
+
+
+def test_activations_are_constrained_in_the_step_under_the_rules_only():
+  config = _load_config(GAITMAE, "smoke")
+  config.mesh.axes = (("data", 4), ("fsdp", 2), ("tensor", 1))
+  mesh = sharding.make_mesh(config.mesh.axes)
+  joints = skeleton.JOINT_SETS[config.data.joints]
+  b, t, j = config.data.batch_size, config.data.crop_frames, len(joints)
+  setup = pretrain.setup_training(config, mesh, joints, t)
+  batch = {"skeleton": jax.ShapeDtypeStruct((b, t, j, 4), jnp.float32),
+           "joint_present": jax.ShapeDtypeStruct((b, j), jnp.float32),
+           "valid": jax.ShapeDtypeStruct((b,), jnp.bool_),
+           "clip_id": jax.ShapeDtypeStruct((b,), jnp.int32)}
+  with sharding.use_rules(mesh, setup.rules):
+    constrained = setup.step.lower(setup.abstract, batch).as_text()
+  plain = setup.step.lower(setup.abstract, batch).as_text()
+  # The residual stream [B, T, J, D] ("batch", "frames", "joints", "embed"):
+  # batch over data × fsdp, embed not again over fsdp (taken by the batch).
+  stream = f'<@mesh, [{{"data", "fsdp"}}, {{}}, {{}}, {{}}]> : tensor<{b}x{t}x{j}x'
+  assert stream in constrained
+  assert "sdy.sharding_constraint" in constrained
+  assert "sdy.sharding_constraint" not in plain
+  # The context is JAX's mesh and Flax's rules, both gone after the block.
+  assert jax.sharding.get_abstract_mesh().empty
+  x = jnp.ones((8, 4))
+  assert sharding.constrain(x, ("batch", "embed")) is x
+  with sharding.use_rules(mesh, setup.rules):
+    y = jax.jit(lambda x: sharding.constrain(2 * x, ("batch", "embed")))(x)
+  assert y.sharding.is_equivalent_to(NamedSharding(mesh, P(("data", "fsdp"), None)), 2)
+
+
+def test_mamp_stacked_layers_carry_the_layers_axis_for_decay_and_sharding():
+  config = _load_config(MAMP, "smoke")
+  mesh = sharding.make_mesh((("data", 4), ("fsdp", 2), ("tensor", 1)))
+  rules = tuple(tuple(r) for r in config.sharding_rules)
+  _, _, specs = state_lib.abstract_model(config, skeleton.JOINT_SETS[config.data.joints],
+                                         config.data.crop_frames)
+  decay = state_lib.decay_mask(specs)
+  shardings = state_lib.param_shardings(specs, mesh, rules)
+  assert specs["encoder"]["attn"]["out_bias"] == P("layers", "embed")
+  # A stacked bias is no matrix; a stacked kernel is.
+  assert not decay["encoder"]["attn"]["out_bias"] and not decay["decoder"]["norm1"]["scale"]
+  assert decay["encoder"]["mlp"]["fc1"]["kernel"] and decay["decoder"]["attn"]["qkv_kernel"]
+  assert shardings["encoder"]["mlp"]["fc1"]["kernel"].spec == P(None, "fsdp", None)
+  # Inside the rules Flax resolves logical names itself; `logical_specs` does not.
+  model = nnx.eval_shape(lambda: models.build(
+      config.model, skeleton.JOINT_SETS[config.data.joints], config.data.crop_frames,
+      rngs=nnx.Rngs(params=0)))
+  with sharding.use_rules(mesh, rules):
+    inside = sharding.logical_specs(nnx.state(model, nnx.Param))
+  assert nnx.to_pure_dict(inside) == specs
+
+
+def test_importing_gait_jax_changes_no_global_setting():
+  code = """
+import importlib, json, pkgutil
+import flax, jax
+from flax import nnx
+from flax.core import spmd
+
+def snapshot():
+  return {"jax": repr(sorted(jax.config.values.items())), "flax": repr(flax.config._values),
+          "eager_sharding": nnx.using_eager_sharding(),
+          "rules": repr(spmd.get_logical_axis_rules()),
+          "mesh": repr(jax.sharding.get_abstract_mesh())}
+
+before = snapshot()
+import gait_jax
+for module in pkgutil.walk_packages(gait_jax.__path__, "gait_jax."):
+  if module.name != "gait_jax.main":  # absl flags: defined, not set
+    importlib.import_module(module.name)
+after = snapshot()
+print(json.dumps({k: [before[k], after[k]] for k in before if before[k] != after[k]}))
+"""
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True, env=_env(), cwd=ROOT, timeout=300)
+  assert json.loads(out.stdout.strip().splitlines()[-1]) == {}
 
 
 def test_step_is_traced_once_across_batches(tiny_shards, monkeypatch):
