@@ -11,7 +11,9 @@ import pathlib  # noqa: E402
 
 import pytest  # noqa: E402
 
-UCALGARY = (pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The repository root (experiments/, launch/ and the package are under it).
+REPO = pathlib.Path(__file__).resolve().parents[1]
+UCALGARY = (REPO.parent / "shared" / "data"
             / "ucalgary_kinect_v2_gait")
 
 

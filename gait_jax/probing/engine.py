@@ -176,6 +176,7 @@ def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, folds: np.n
                        else 1)
   pats = ridge.patterns(~np.isnan(np.asarray(yc)))
   x_complete = not np.isnan(x).any()
+  alphas_j = jnp.asarray(alphas, jnp.float32)
   for s in range(n_seeds):
     f = fold_ids[s]
     fold_rows = [np.flatnonzero(f == j) for j in range(n_folds)]
@@ -197,27 +198,34 @@ def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, folds: np.n
         for held, outer in ((a, b), (b, a)):
           inner_b[outer] = inner_b[outer] + _logistic_loss(xt, basis, path, fold_rows[held],
                                                            yb, w_pos, w_neg, size)
+    # Outer folds: α picked and predictions made on device; brought to the host once
+    # per seed (the eigendecompositions are the only host steps inside the loop).
+    outer = []
     for j in range(n_folds):
       train = f != j
       keep = [i for i in range(n_folds) if i != j]
       xt, basis = design.fit_basis(xj, train, grams and _sum_over(grams, keep))
       rows = fold_rows[j]
+      fold_out = {}
       if len(cont):
         rfit = ridge.fit(xt, basis, train, _sum_over(blocks, keep), pats)
-        pick = np.asarray(jnp.argmin(inner_c[j], axis=0))[:len(cont)]
-        alpha_k = np.concatenate([alphas[pick], np.ones(yc.shape[1] - len(cont))])
-        pred = ridge.predict(rfit, rows, alpha_k, size)
-        oof[s][np.ix_(rows, cont)] = np.asarray(pred)[:, :len(cont)]
-        chosen[s, j, cont] = alphas[pick]
+        pick = jnp.argmin(inner_c[j], axis=0)
+        fold_out["cont"] = (ridge.predict(rfit, rows, alphas_j[pick], size), pick)
       if len(bins):
         path, _, _ = _logistic_fit(xt, basis, train, yb, alphas)
-        pick = np.asarray(jnp.argmin(inner_b[j], axis=0))
+        pick = jnp.argmin(inner_b[j], axis=0)
         padded, _ = ridge._pad(rows, size)  # pylint: disable=protected-access
         z = xt[padded] @ _row_space(basis)
         lg = logistic.logits(path, z)[:, :len(rows)]         # [a, h, K]
-        lg = jnp.take_along_axis(lg, jnp.asarray(pick)[None, None, :], axis=0)[0]
-        oof[s][np.ix_(rows, bins)] = np.asarray(lg)[:, :len(bins)]
-        chosen[s, j, bins] = alphas[pick[:len(bins)]]
+        fold_out["bins"] = (jnp.take_along_axis(lg, pick[None, None, :], axis=0)[0], pick)
+      outer.append(fold_out)
+    for j, fold_out in enumerate(jax.device_get(outer)):
+      rows = fold_rows[j]
+      for key, targets in (("cont", cont), ("bins", bins)):
+        if key in fold_out:
+          pred, pick = fold_out[key]
+          oof[s][np.ix_(rows, targets)] = pred[:len(rows), :len(targets)]
+          chosen[s, j, targets] = alphas[pick[:len(targets)]]
   return Predictions(oof, chosen, fold_ids)
 
 

@@ -350,17 +350,36 @@ def _predict_batched(a, index, coef, ybar, d):
 _predict_batched_jit = jax.jit(_predict_batched)
 
 
-def predict(rfit: RidgeFit, rows: np.ndarray, alpha: np.ndarray, size: int | None = None
-            ) -> jax.Array:
-  """f32[h, K] predictions for the given rows with a penalty per target (alpha f64[K])."""
+def predict(rfit: RidgeFit, rows: np.ndarray, alpha: np.ndarray | jax.Array,
+            size: int | None = None) -> jax.Array:
+  """f32[h, K] predictions for the given rows with a penalty per target (alpha f64[K] on
+  the host, or f32[K] on device)."""
   n_rows = len(rows)
   rows, _ = _pad(rows, size)
   return _predict(rfit, rows, alpha)[:n_rows]
 
 
-def _predict(rfit: RidgeFit, rows: np.ndarray, alpha: np.ndarray) -> jax.Array:
+def _predict(rfit: RidgeFit, rows: np.ndarray, alpha: np.ndarray | jax.Array) -> jax.Array:
   z = _design_rows(rfit, rows)
   k = rfit.coef.shape[1]
+  if isinstance(alpha, jax.Array):  # chosen on device: no host round trip
+    alpha = alpha.astype(z.dtype)
+    if rfit.small is not None:
+      sb = rfit.small
+      d = _device_inv(jnp.asarray(sb.values, z.dtype)[sb.index],
+                      jnp.asarray(sb.valid)[sb.index], alpha[:, None])[:, None, :]
+      return _predict_batched_jit(_small_design(rfit, z), sb.index, rfit.coef, rfit.ybar,
+                                  d)[:, 0, :].T
+    out = jnp.zeros((len(rows), k), z.dtype)
+    for g in rfit.groups:
+      a = z - g.centre[None, :]
+      if g.rotate is not None:
+        a = a @ g.rotate
+      t = g.targets
+      d = _device_inv(jnp.asarray(g.values, z.dtype)[:, None], jnp.asarray(g.valid)[:, None],
+                      alpha[None, t])
+      out = out.at[:, t].set(_predict_shared(a, rfit.coef[:, t], rfit.ybar[t], d))
+    return out
   alpha = np.asarray(alpha, np.float64)
   if rfit.small is not None:
     return _predict_batched_jit(_small_design(rfit, z), rfit.small.index, rfit.coef, rfit.ybar,
@@ -375,6 +394,12 @@ def _predict(rfit: RidgeFit, rows: np.ndarray, alpha: np.ndarray) -> jax.Array:
     out = out.at[:, t].set(_predict_shared(a, rfit.coef[:, t], rfit.ybar[t],
                                            jnp.asarray(d, z.dtype)))
   return out
+
+
+@jax.jit
+def _device_inv(values, valid, alpha):
+  """1/(λ + α), 0 outside the row space, broadcasting values/valid against alpha."""
+  return jnp.where(valid, 1.0 / (values + alpha), 0.0)
 
 
 @jax.jit

@@ -13,6 +13,7 @@ import time
 import chex
 import jax
 import jax.numpy as jnp
+import conftest
 import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -22,7 +23,7 @@ from gait_jax.data import pipeline
 from gait_jax.train import pretrain
 from gait_jax.train import state as state_lib
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = conftest.REPO
 GAITMAE = str(ROOT / "experiments" / "pretrain_gaitmae.py")
 MAMP = str(ROOT / "experiments" / "pretrain_mamp.py")
 

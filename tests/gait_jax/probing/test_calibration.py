@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 
+import conftest
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,7 +23,7 @@ import pytest
 from gait_jax.probing import job, stats
 
 _SPEC = importlib.util.spec_from_file_location(
-    "probe_experiment", pathlib.Path(__file__).parents[2] / "experiments" / "probe.py")
+    "probe_experiment", conftest.REPO / "experiments" / "probe.py")
 probe_experiment = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(probe_experiment)
 

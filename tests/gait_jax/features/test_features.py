@@ -26,7 +26,7 @@ from gait_jax.features import config as features_config
 
 J = skeleton.JOINT_INDEX
 FPS = 30.0
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = conftest.REPO
 
 
 def _standing(t: int) -> np.ndarray:

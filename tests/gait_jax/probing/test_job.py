@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 
+import conftest
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from gait_jax.probing import folds, job
 
 _SPEC = importlib.util.spec_from_file_location(
-    "probe_experiment", pathlib.Path(__file__).parents[2] / "experiments" / "probe.py")
+    "probe_experiment", conftest.REPO / "experiments" / "probe.py")
 probe_experiment = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(probe_experiment)
 
@@ -186,7 +187,7 @@ def test_user_error_prints_one_line_without_traceback(tmp_path):
       [sys.executable, "-m", "gait_jax.main", "--config", "experiments/probe.py:smoke",
        "--workdir", str(tmp_path / "w"), f"--config.embeddings={tmp_path / 'none.parquet'}",
        f"--config.phenotypes={tmp_path / 'none.csv'}"],
-      capture_output=True, text=True, cwd=pathlib.Path(__file__).parents[2], check=False)
+      capture_output=True, text=True, cwd=conftest.REPO, check=False)
   assert proc.returncode == 2, proc.stderr
   lines = [line for line in proc.stderr.splitlines() if "WARNING" not in line and line]
   assert lines == [f"gait_jax.main: error: feature table '{tmp_path / 'none.parquet'}' "
@@ -194,5 +195,5 @@ def test_user_error_prints_one_line_without_traceback(tmp_path):
   for arg in ("experiments/probe.py:bogus", "experiments/missing.py"):
     proc = subprocess.run([sys.executable, "-m", "gait_jax.main", "--config", arg,
                            "--workdir", str(tmp_path / "w")], capture_output=True, text=True,
-                          cwd=pathlib.Path(__file__).parents[2], check=False)
+                          cwd=conftest.REPO, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
