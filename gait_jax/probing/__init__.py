@@ -4,7 +4,8 @@
   design    per-fold feature standardisation/imputation and the eigenbasis of a fit
   ridge     closed-form ridge for every target and α from one basis (held-out error,
             predictions), missing targets grouped by pattern
-  logistic  batched L2 logistic regression (Newton) in the same basis
+  logistic  batched L2 logistic regression (Newton-CG along the α path, convergence
+            checked) in the same basis
   engine    nested cross-validation over given folds: α per target, out-of-fold
             predictions, target axis sharded over a device mesh
   protocol  which models are fitted on which participants and folds, what they score

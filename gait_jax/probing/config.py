@@ -43,6 +43,9 @@ def get_config(variant: str = "paper") -> ml_collections.ConfigDict:
   # Binary targets: "logistic" (L2, balanced class weights: published) or "ridge"
   # (a closed-form ridge classifier; scored by AUC like the logistic).
   c.binary_model = "logistic"
+  # Inner logistic fits stop a target's α path after this many consecutive weaker α
+  # whose held-out losses all rose (0: fit the whole path).
+  c.logistic_patience = 2
   c.n_folds = 5
   c.n_seeds = 15
   # The penalty grid: n_alphas values logspaced 10^alpha_min_log10 … 10^alpha_max_log10

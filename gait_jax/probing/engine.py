@@ -42,10 +42,14 @@ class Settings:
   binary_model: "logistic" (L2 logistic, balanced class weights: the published probe)
     or "ridge" (a ridge classifier: closed-form ridge on the 0/1 labels, scored by AUC
     of its predictions; the same ranking as ±1 labels).
+  logistic_patience: inner logistic fits end a target's α path after this many
+    consecutive α whose held-out losses all rose (logistic.fit_path); None: the whole
+    path.
   mesh, target_axis: optional device mesh to shard the target axis over.
   """
   alphas: tuple[float, ...]
   binary_model: str
+  logistic_patience: int | None
   mesh: Mesh | None
   target_axis: str
 
@@ -62,10 +66,13 @@ class Predictions:
          targets not fitted.
   alpha: f64[S, K_folds, K] the penalty chosen for each seed, outer fold and target.
   folds: int32[S, N] outer fold of each row (as given).
+  converged: bool[K] False for a logistic target whose fit missed the solver's tolerance
+         in some fit (its predictions are NaN: not scored, reported by the job).
   """
   oof: np.ndarray
   alpha: np.ndarray
   folds: np.ndarray
+  converged: np.ndarray
 
 
 def _pad_rows(rows: np.ndarray, size: int, pad_index: int) -> np.ndarray:
@@ -174,6 +181,7 @@ def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, folds: np.n
   yc = _padded_targets(y[:, cont], n_dev, settings)
   yb = _padded_targets(y[:, bins], n_dev, settings, logistic.CHUNK if len(bins) > logistic.CHUNK
                        else 1)
+  failed = np.zeros(yb.shape[1], bool)
   pats = ridge.patterns(~np.isnan(np.asarray(yc)))
   x_complete = not np.isnan(x).any()
   alphas_j = jnp.asarray(alphas, jnp.float32)
@@ -181,6 +189,7 @@ def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, folds: np.n
     f = fold_ids[s]
     fold_rows = [np.flatnonzero(f == j) for j in range(n_folds)]
     size = max(len(r) for r in fold_rows)
+    smallest = min(len(r) for r in fold_rows)
     blocks = _block_sums(xj, yc, pats, fold_rows) if len(cont) else None
     grams = _gram_sums(xj, fold_rows, size) if x_complete else None
     inner_c = {j: 0.0 for j in range(n_folds)}
@@ -194,10 +203,12 @@ def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, folds: np.n
         inner_c[b] = inner_c[b] + ridge.heldout_sse(rfit, fold_rows[a], yc, alphas, size)
         inner_c[a] = inner_c[a] + ridge.heldout_sse(rfit, fold_rows[b], yc, alphas, size)
       if len(bins):
-        path, w_pos, w_neg = _logistic_fit(xt, basis, train, yb, alphas)
-        for held, outer in ((a, b), (b, a)):
-          inner_b[outer] = inner_b[outer] + _logistic_loss(xt, basis, path, fold_rows[held],
-                                                           yb, w_pos, w_neg, size)
+        path, _ = _logistic_path(xt, basis, train, yb, alphas, n - 2 * smallest,
+                                 held_sets=(fold_rows[a], fold_rows[b]), held_rows=2 * size,
+                                 patience=settings.logistic_patience)
+        failed |= logistic.not_converged(path)
+        inner_b[b] = inner_b[b] + path.heldout[:, 0]  # fold a held out: outer fold b's α
+        inner_b[a] = inner_b[a] + path.heldout[:, 1]
     # Outer folds: α picked and predictions made on device; brought to the host once
     # per seed (the eigendecompositions are the only host steps inside the loop).
     outer = []
@@ -212,12 +223,12 @@ def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, folds: np.n
         pick = jnp.argmin(inner_c[j], axis=0)
         fold_out["cont"] = (ridge.predict(rfit, rows, alphas_j[pick], size), pick)
       if len(bins):
-        path, _, _ = _logistic_fit(xt, basis, train, yb, alphas)
-        pick = jnp.argmin(inner_b[j], axis=0)
+        pick = np.argmin(inner_b[j], axis=0)
+        path, z = _logistic_path(xt, basis, train, yb, alphas, n - smallest, last=pick)
+        failed |= logistic.not_converged(path)
+        coef = path.coef[jnp.asarray(pick), jnp.arange(len(pick))]      # [K, ρ+1]
         padded, _ = ridge._pad(rows, size)  # pylint: disable=protected-access
-        z = xt[padded] @ _row_space(basis)
-        lg = logistic.logits(path, z)[:, :len(rows)]         # [a, h, K]
-        fold_out["bins"] = (jnp.take_along_axis(lg, pick[None, None, :], axis=0)[0], pick)
+        fold_out["bins"] = (coef[:, 0][None, :] + z[padded] @ coef[:, 1:].T, pick)
       outer.append(fold_out)
     for j, fold_out in enumerate(jax.device_get(outer)):
       rows = fold_rows[j]
@@ -226,7 +237,10 @@ def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, folds: np.n
           pred, pick = fold_out[key]
           oof[s][np.ix_(rows, targets)] = pred[:len(rows), :len(targets)]
           chosen[s, j, targets] = alphas[pick[:len(targets)]]
-  return Predictions(oof, chosen, fold_ids)
+  converged = np.ones(k, bool)
+  converged[bins] = ~failed[:len(bins)]
+  oof[:, :, ~converged] = np.nan
+  return Predictions(oof, chosen, fold_ids, converged)
 
 
 def _padded_targets(y: np.ndarray, n_dev: int, settings: Settings, multiple: int = 1
@@ -244,28 +258,45 @@ def _row_space(basis: design.Basis) -> jax.Array:
   return basis.vectors[:, np.flatnonzero(basis.valid)]
 
 
-def _logistic_fit(xt, basis, train, yb, alphas):
-  """(path f32[a, K, ρ+1], training class weights f32[K] for positives and negatives).
+def _logistic_path(xt: jax.Array, basis: design.Basis, train: np.ndarray, yb: jax.Array,
+                   alphas: np.ndarray, n_rows: int, *, held_sets: tuple[np.ndarray, ...] = (),
+                   held_rows: int = 0, patience: int | None = None,
+                   last: np.ndarray | None = None) -> tuple[logistic.Path, jax.Array]:
+  """One fit's logistic path over its training rows only; (path, z f32[N+1, ρ]: every
+  row in the fit's basis, plus an all-zero row).
 
-  All N rows enter with weight 0 outside the training set: fixed shapes across fits.
-  Only directions inside the training row space enter (ρ = rank ≤ training rows): the
-  others carry no training signal and would only enlarge every Newton system."""
+  Training rows are padded to n_rows and held-out rows to held_rows with the zero row at
+  weight 0, so that each kind of fit (inner, outer) has one shape. Class weights are
+  balanced over each target's training rows; held-out rows are weighted with the same
+  weights (the inner CV loss is the training objective's loss on held-out rows).
+  """
+  n, k = yb.shape
   z = xt @ _row_space(basis)
-  observed = ~jnp.isnan(yb) & jnp.asarray(train)[:, None]
-  y = jnp.where(observed, yb, 0.0)
-  w = logistic.class_weights(y, observed)
-  n_obs = observed.sum(0)
-  pos = y.sum(0)
-  w_pos = n_obs / (2.0 * jnp.maximum(pos, 1.0))
-  w_neg = n_obs / (2.0 * jnp.maximum(n_obs - pos, 1.0))
-  path = logistic.fit_path_chunked(z, y, w, jnp.asarray(alphas, z.dtype))
-  return path, w_pos, w_neg
+  z = jnp.concatenate([z, jnp.zeros((1, z.shape[1]), z.dtype)])
+  yp = jnp.concatenate([yb, jnp.full((1, k), jnp.nan, yb.dtype)])
 
+  def pad(rows, size):
+    return jnp.asarray(np.concatenate([rows, np.full(size - len(rows), n)]))
 
-def _logistic_loss(xt, basis, path, rows, yb, w_pos, w_neg, size):
-  rows, keep = ridge._pad(rows, size)  # pylint: disable=protected-access
-  z = xt[rows] @ _row_space(basis)
-  y = jnp.where(jnp.asarray(keep)[:, None], yb[rows], jnp.nan)
-  observed = ~jnp.isnan(y)
-  w = jnp.where(observed, jnp.where(jnp.nan_to_num(y) > 0.5, w_pos, w_neg), 0.0)
-  return logistic.heldout_loss(path, z, y, w)
+  rows = pad(np.flatnonzero(train), n_rows)
+  yr = yp[rows]
+  used = ~jnp.isnan(yr)
+  y0 = jnp.where(used, yr, 0.0)
+  count = used.sum(0)
+  pos = y0.sum(0)
+  w_pos = count / (2.0 * jnp.maximum(pos, 1.0))
+  w_neg = count / (2.0 * jnp.maximum(count - pos, 1.0))
+  weights = jnp.where(used, jnp.where(y0 > 0.5, w_pos, w_neg), 0.0)
+  held = None
+  if held_sets:
+    hrows = pad(np.concatenate(held_sets), held_rows)
+    yh = yp[hrows]
+    wh = jnp.where(jnp.isnan(yh), 0.0, jnp.where(jnp.nan_to_num(yh) > 0.5, w_pos, w_neg))
+    member = np.repeat(np.arange(len(held_sets) + 1),
+                       [len(r) for r in held_sets] + [held_rows - sum(map(len, held_sets))])
+    sets = jnp.stack([wh * jnp.asarray(member == g, wh.dtype)[:, None]
+                      for g in range(len(held_sets))])
+    held = logistic.Held(z[hrows], jnp.nan_to_num(yh), sets)
+  path = logistic.fit_path(z[rows], y0, weights, alphas, held=held, patience=patience,
+                           last=last)
+  return path, z

@@ -42,7 +42,8 @@ def settings_from(config: ml_collections.ConfigDict) -> engine.Settings:
     mesh = sharding.make_mesh(axes, config.mesh.axis_type)
   alphas = tuple(float(a) for a in np.logspace(config.alpha_min_log10, config.alpha_max_log10,
                                                config.n_alphas))
-  return engine.Settings(alphas=alphas, binary_model=str(config.binary_model), mesh=mesh,
+  return engine.Settings(alphas=alphas, binary_model=str(config.binary_model),
+                         logistic_patience=int(config.logistic_patience) or None, mesh=mesh,
                          target_axis=config.mesh.target_axis)
 
 
@@ -98,12 +99,13 @@ def _null_targets(n: int, binary: np.ndarray, count: int, seed: int
 
 def _cross_validate(views: dict[str, pd.DataFrame], extra: pd.DataFrame | None,
                     ids: np.ndarray, y: np.ndarray, binary: np.ndarray, folds: np.ndarray,
-                    settings: engine.Settings) -> np.ndarray:
-  """f32[S, n, K] out-of-fold predictions, averaged over views (tasks) per seed.
+                    settings: engine.Settings) -> tuple[np.ndarray, np.ndarray]:
+  """(f32[S, n, K] out-of-fold predictions averaged over views (tasks) per seed, bool[K]
+  whether every fit converged).
 
   Each view uses the participants that have it, with their folds.
   """
-  preds = []
+  preds, converged = [], np.ones(y.shape[1], bool)
   for frame in views.values():
     have = np.flatnonzero(np.isin(ids, frame.index))
     x = frame.loc[ids[have]].to_numpy(np.float64)
@@ -112,11 +114,13 @@ def _cross_validate(views: dict[str, pd.DataFrame], extra: pd.DataFrame | None,
     out = np.full((folds.shape[0],) + y.shape, np.nan, np.float32)
     f = folds[:, have]
     if all(len(np.unique(s)) == folds.max() + 1 for s in f):  # every fold has rows
-      out[:, have] = engine.cross_validate(x, y[have], binary, f, settings).oof
+      fitted = engine.cross_validate(x, y[have], binary, f, settings)
+      out[:, have] = fitted.oof
+      converged &= fitted.converged
     preds.append(out)
   with warnings.catch_warnings():  # people without any view stay NaN
     warnings.simplefilter("ignore", RuntimeWarning)
-    return np.nanmean(np.stack(preds), axis=0)
+    return np.nanmean(np.stack(preds), axis=0), converged
 
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
@@ -172,6 +176,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
                  "scored")
 
   predictions = {}
+  unconverged = {rows: np.zeros(len(all_names), bool) for rows in proto.folds}
   with progress.bar(total=len(proto.fits), desc="probe", unit="fit") as bar:
     for fit in proto.fits:
       bar.set_postfix_str(f"{fit.model} on {fit.rows}")
@@ -192,9 +197,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
             {"covariates": extra} if extra is not None else {})
         if not fit_views:
           continue
-        pred[:, :, cols] = _cross_validate(
+        pred[:, :, cols], converged = _cross_validate(
             fit_views, extra if fit.uses_embedding else None, fit_ids, y[mask][:, cols],
             binary[cols], proto.folds[fit.rows], settings)
+        unconverged[fit.rows][cols] |= ~converged
       predictions[fit] = pred
       bar.update()
 
@@ -232,7 +238,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
         "score": np.where(binary, sc["auc"], sc["r"]),
         "r_seed_mean": sc["r_seed_mean"], "r_seed_sd": sc["r_seed_sd"],
         "auc_seed_mean": sc["auc_seed_mean"], "auc_seed_sd": sc["auc_seed_sd"]})
-    why = reasons[rows]
+    why = [r or ("logistic fit did not converge" if bad else None)
+           for r, bad in zip(reasons[rows], unconverged[rows])]
     unscored = np.array([w is not None for w in why]) | ~np.isfinite(df["score"].to_numpy())
     df["status"] = np.where(unscored, "excluded", "ok")
     df.loc[unscored, [c for c in df.columns if c not in ("target", "system", "kind", "subset",

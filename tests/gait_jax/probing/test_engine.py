@@ -8,7 +8,7 @@ import pytest
 from sklearn import impute, linear_model, model_selection, preprocessing
 
 from gait_jax import sharding
-from gait_jax.probing import design, engine, folds, ridge, stats
+from gait_jax.probing import design, engine, folds, logistic, ridge, stats
 
 
 def _problem(n, f, k, seed=0, nan_features=0.03, missing=0.1, n_binary=2):
@@ -27,8 +27,8 @@ def _problem(n, f, k, seed=0, nan_features=0.03, missing=0.1, n_binary=2):
 
 
 def _settings(alphas, mesh=None, binary_model="logistic"):
-  return engine.Settings(alphas=tuple(alphas), binary_model=binary_model, mesh=mesh,
-                         target_axis="targets")
+  return engine.Settings(alphas=tuple(alphas), binary_model=binary_model, logistic_patience=2,
+                         mesh=mesh, target_axis="targets")
 
 
 DEFAULT_ALPHAS = tuple(np.logspace(-1, 5, 13))
@@ -86,6 +86,34 @@ def test_nested_cv_matches_sklearn(n, f, nan_features):
   ours = _cv(x, y, binary, groups, 3, (0,), alphas)
   ref = _sklearn_nested(x, y, binary, groups, 3, (0,), alphas)
   np.testing.assert_allclose(ours.oof, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_ridge_classifier_ranks_like_logistic_on_the_same_folds():
+  """The closed-form ridge classifier (binary_model="ridge") is scored by AUC like the
+  published logistic probe; on the same folds their AUCs agree closely."""
+  rng = np.random.default_rng(5)
+  n, f, k = 240, 20, 12
+  x = rng.standard_normal((n, f))
+  y = (x @ rng.standard_normal((f, k)) * 0.4 + rng.standard_normal((n, k)) > 0.8).astype(float)
+  binary = np.ones(k, bool)
+  fold_ids = folds.grouped_folds(np.arange(n), 5, (0, 1))
+  auc = {}
+  for model in ("logistic", "ridge"):
+    pred = engine.cross_validate(x, y, binary, fold_ids, _settings(DEFAULT_ALPHAS,
+                                                                    binary_model=model))
+    auc[model] = stats.fold_scores(y, pred.oof, fold_ids, binary)["auc"]
+  assert np.all(auc["logistic"] > 0.6)
+  np.testing.assert_allclose(auc["ridge"], auc["logistic"], atol=0.03)
+
+
+def test_unconverged_logistic_targets_are_flagged_not_scored(monkeypatch):
+  x, y, binary = _problem(60, 5, 3, n_binary=2, missing=0.0, nan_features=0.0)
+  real = logistic.fit_path
+  monkeypatch.setattr(logistic, "fit_path",
+                      lambda *a, **kw: real(*a, **{**kw, "max_newton": 0}))
+  pred = _cv(x, y, binary, np.arange(60), 3, (0,))
+  assert pred.converged.tolist() == [True, False, False]
+  assert np.isnan(pred.oof[..., 1:]).all() and np.isfinite(pred.oof[..., 0]).all()
 
 
 def test_folds_are_sklearn_group_kfold_and_never_split_a_person():
