@@ -235,14 +235,15 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--layout", choices=sorted(skeleton.LAYOUTS),
                  help="source layout for formats that do not declare it")
   p.add_argument("--out", required=True, help="shard directory")
-  p.add_argument("--clip-frames", type=int, default=900)
+  qc_default = qc.QCOptions()  # the one source of the QC defaults
+  p.add_argument("--clip-frames", type=int, default=qc_default.clip_frames)
   p.add_argument("--clip-stride", type=int, default=None,
                  help="frames between clip starts (default: --clip-frames, no overlap)")
-  p.add_argument("--fps", type=float, default=30.0, help="target frame rate")
+  p.add_argument("--fps", type=float, default=qc_default.fps, help="target frame rate")
   p.add_argument("--source-fps", type=float, default=None,
                  help="frame rate of files that carry neither timestamps nor fps")
-  p.add_argument("--max-gap-frames", type=int, default=10)
-  p.add_argument("--required-joints", default="default26",
+  p.add_argument("--max-gap-frames", type=int, default=qc_default.max_gap_frames)
+  p.add_argument("--required-joints", default=qc_default.required_joints,
                  help="joint set (default26, all32) or comma-separated joint names that "
                       "must be observed in every clip frame")
   p.add_argument("--participant", help="participant id for files that lack one")

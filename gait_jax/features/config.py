@@ -8,6 +8,8 @@ Variants:
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 
 from gait_jax.data import config as data_config
@@ -33,8 +35,21 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   return c
 
 
+# The option dataclasses whose fields make up `config.features`, each field named as in
+# its dataclass (the names are unique across them); nested option fields are skipped.
+_OPTIONS = (extract.ClipOptions, gait.GaitOptions, events.EventOptions,
+            balance.BalanceOptions)
+
+
+def _own_fields(cls) -> list[dataclasses.Field]:
+  return [f for f in dataclasses.fields(cls) if not dataclasses.is_dataclass(f.default)]
+
+
 def get_features_config() -> ml_collections.ConfigDict:
-  """The `config.features` block with its defaults; see the comment on each field.
+  """The `config.features` block: the task → family rules, then every field of the
+  extractor's option dataclasses with its default (documented on the dataclass:
+  extract.ClipOptions, gait.GaitOptions, events.EventOptions, balance.BalanceOptions),
+  so the defaults live in one place and every one can be overridden.
 
   Which clips are read, and by how many worker processes, is `config.data`'s
   (tasks, participants, split, max_clips_per_group, worker_count).
@@ -44,32 +59,19 @@ def get_features_config() -> ml_collections.ConfigDict:
   # families: walk, in_place, sit_to_stand, romberg. A task no rule matches gets
   # no features (its clips are reported).
   c.task_families = extract.DEFAULT_TASK_FAMILIES
-  # Clips shorter than this (seconds) are reported, not processed.
-  c.min_seconds = 1.5
-  # A required joint unobserved in more of a clip's frames than this fails it.
-  c.max_nan_fraction = 0.2
-  # Low-pass cut-off (Hz) of the foot trajectories used for gait events and angles.
-  c.cutoff_hz = 6.0
-  # Plausible stride durations (s) for the stride-period estimate.
-  c.stride_range_s = (0.6, 3.0)
-  # Above this pelvis speed (m/s) the person walks overground; below it (a
-  # treadmill) speed is stride length x stride frequency.
-  c.travel_speed = 0.3
-  # Steps turning more than this (deg) are left out of gait statistics.
-  c.max_turn_deg = 20.0
-  # Fewer valid steps than this leave the clip's walking features NaN.
-  c.min_steps = 2
-  # Low-pass (Hz) of the Romberg centre-of-mass trace.
-  c.sway_cutoff_hz = 4.0
+  for cls in _OPTIONS:
+    for field in _own_fields(cls):
+      if field.name in c:
+        raise ValueError(f"option {field.name!r} of {cls.__name__} is named twice")
+      c[field.name] = field.default
   return c
 
 
 def clip_options(c: ml_collections.ConfigDict) -> extract.ClipOptions:
   """The extractor's options from a `get_features_config()` block."""
-  ev = events.EventOptions(cutoff_hz=float(c.cutoff_hz),
-                           stride_range_s=tuple(float(s) for s in c.stride_range_s))
-  return extract.ClipOptions(
-      gait=gait.GaitOptions(events=ev, travel_speed=float(c.travel_speed),
-                            max_turn_deg=float(c.max_turn_deg), min_steps=int(c.min_steps)),
-      balance=balance.BalanceOptions(sway_cutoff_hz=float(c.sway_cutoff_hz)),
-      min_seconds=float(c.min_seconds), max_nan_fraction=float(c.max_nan_fraction))
+  def build(cls, **nested):
+    values = {f.name: type(f.default)(c[f.name]) for f in _own_fields(cls)}
+    return cls(**values, **nested)
+  return build(extract.ClipOptions,
+               gait=build(gait.GaitOptions, events=build(events.EventOptions)),
+               balance=build(balance.BalanceOptions))

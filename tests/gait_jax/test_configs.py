@@ -61,3 +61,15 @@ def test_one_knob_per_setting():
     assert "param_dtype" not in pretrain.model and "hidden_only" not in pretrain.model.loss
   probe = _experiment("probe.py").get_config("paper")
   assert "n_bootstrap" not in probe and probe.null_targets > 0
+
+
+def test_feature_options_have_one_source_of_defaults():
+  """config.features is built from the extractor's option dataclasses: the defaults
+  match exactly, every field is there, and an override reaches the nested option."""
+  from gait_jax.features import config as features_config  # pylint: disable=import-outside-toplevel
+  from gait_jax.features import extract  # pylint: disable=import-outside-toplevel
+  block = features_config.get_features_config()
+  assert features_config.clip_options(block) == extract.ClipOptions()
+  block.min_prominence, block.sts_min_range_m = 0.4, 0.2
+  opts = features_config.clip_options(block)
+  assert opts.gait.events.min_prominence == 0.4 and opts.balance.sts_min_range_m == 0.2
