@@ -1,8 +1,9 @@
 """Nested cross-validation of linear probes for many targets at once.
 
-  cross_validate(x, y, binary, groups, settings) → Predictions
+  cross_validate(x, y, binary, folds, settings) → Predictions
 
-For each seed the participants are split into K grouped folds (folds.py). Outer fold
+The folds come from the caller (folds.grouped_folds, built once per subset and seed by
+the probe protocol), so every model and check of a run uses the same ones. Outer fold
 k is predicted by a model fitted on the other folds, with the penalty α of each target
 chosen by inner cross-validation over those other folds: the inner error of α for
 outer fold k is the held-out error on fold j of the fit on "all folds but j and k",
@@ -12,7 +13,10 @@ fits and K outer fits, each one eigendecomposition of the standardised training
 features (design.py); every target and every α is then cheap (ridge.py, logistic.py).
 
 Continuous targets: ridge (closed form). Binary targets: L2 logistic with balanced
-class weights. Cross-products Xᵀy for all targets are summed per fold once per seed
+class weights (Newton-CG along the α path; inner fits stop once the held-out loss
+rises, outer fits at the chosen α; a target that misses the solver's tolerance is
+flagged and not predicted), or a ridge classifier on the 0/1 labels. Outer-fold α
+picks and predictions stay on device until the end of a seed. Cross-products Xᵀy for all targets are summed per fold once per seed
 (one N×F×K matmul) and combined per fit, instead of one n×F×K matmul per fit.
 
 The target axis can be sharded over a device mesh (`mesh`, axis `target_axis`):
