@@ -307,27 +307,32 @@ def test_fold_scores_match_scipy_and_sklearn_per_fold():
 
 
 def test_scores_of_null_targets_are_unbiased_and_tests_calibrated():
-  """Pure-noise targets at n = 120 with random 32-d embeddings (strong shrinkage, where
-  pooled out-of-fold r was -0.3): mean r within ±0.03, and the calibrated share of
-  p < 0.05 in [0.02, 0.08] for continuous and binary targets (nulls calibrated on a
-  separate set of simulated nulls, as the probe job does)."""
+  """Pure-noise targets at n = 120 with random 32-d embeddings beside 3 covariates
+  (strong shrinkage, where pooled out-of-fold r was -0.3): mean r within ±0.03, and the
+  calibrated share of p < 0.05 in [0.02, 0.08] for continuous and binary targets and
+  for the gain over covariates (nulls calibrated on a separate set of simulated nulls,
+  as the probe job does)."""
   rng = np.random.default_rng(0)
   n, kc, kb, k_sim = 120, 300, 200, 100
   x = rng.standard_normal((n, 32))
+  cov = rng.standard_normal((n, 3))
   y = np.c_[rng.standard_normal((n, kc + k_sim)) * 5 + 3,
             (rng.random((n, kb + k_sim)) < rng.uniform(0.2, 0.5, kb + k_sim)).astype(float)]
   binary = np.r_[np.zeros(kc + k_sim, bool), np.ones(kb + k_sim, bool)]
-  pred = _cv(x, y, binary, np.arange(n), 5, (0, 1, 2))
-  sc = stats.fold_scores(y, pred.oof, pred.folds, binary)
+  full = _cv(np.c_[cov, x], y, binary, np.arange(n), 5, (0, 1, 2))
+  base = _cv(cov, y, binary, np.arange(n), 5, (0, 1, 2))
+  sc = stats.fold_scores(y, full.oof, full.folds, binary)
+  gain_z = stats.mean_z(stats.loss_difference(y, base.oof, full.oof, binary))
   assert abs(np.mean(sc["r"][:kc])) <= 0.03
   assert abs(np.mean(sc["auc"][kc + k_sim:kc + k_sim + kb]) - 0.5) <= 0.02
   assert np.mean(sc["r_seed_mean"][:kc]) < -0.05  # the published form is biased
-  for real, sim in ((slice(0, kc), slice(kc, kc + k_sim)),
-                    (slice(kc + k_sim, kc + k_sim + kb), slice(kc + k_sim + kb, None))):
-    naive = stats.calibrated_p(sc["z"][real], 1.0)
-    p = stats.calibrated_p(sc["z"][real], stats.null_scale(sc["z"][sim]))
-    assert 0.02 <= np.mean(p < 0.05) <= 0.08, np.mean(p < 0.05)
-    assert np.mean(naive < 0.05) > np.mean(p < 0.05)  # the dependence is real
+  for z in (sc["z"], gain_z):
+    for real, sim in ((slice(0, kc), slice(kc, kc + k_sim)),
+                      (slice(kc + k_sim, kc + k_sim + kb), slice(kc + k_sim + kb, None))):
+      naive = stats.calibrated_p(z[real], 1.0)
+      p = stats.calibrated_p(z[real], stats.null_scale(z[sim]))
+      assert 0.02 <= np.mean(p < 0.05) <= 0.08, np.mean(p < 0.05)
+      assert np.mean(naive < 0.05) > np.mean(p < 0.05)  # the dependence is real
 
 
 def test_power_fdp_against_truth():
