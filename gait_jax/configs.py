@@ -17,6 +17,13 @@ import ml_collections
 from gait_jax.errors import InputError
 
 
+def check_variant(variant: str, variants: Sequence[str], job: str) -> None:
+  """InputError unless `variant` is one of the job's `variants`."""
+  if variant not in variants:
+    raise InputError(f"unknown variant {variant!r} of the {job} config; expected one of "
+                     f"{tuple(variants)}")
+
+
 def parse_variant(arg: str | None, variants: Sequence[str], default: str,
                   options: Mapping[str, object] | None = None
                   ) -> tuple[str, ml_collections.ConfigDict]:
@@ -37,8 +44,7 @@ def parse_variant(arg: str | None, variants: Sequence[str], default: str,
   variant = default
   if parts and "=" not in parts[0]:
     variant = parts.pop(0)
-  if variant not in variants:
-    raise InputError(f"unknown variant {variant!r}; expected one of {tuple(variants)}")
+  check_variant(variant, variants, "experiment")
   out = ml_collections.ConfigDict(options)
   for part in parts:
     key, sep, text = part.partition("=")

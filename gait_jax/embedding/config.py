@@ -21,8 +21,7 @@ VARIANTS = ("default", "ablations", "smoke")
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   """The embed config of a variant; see the comment on each field."""
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown embed variant {variant!r}; expected one of {VARIANTS}")
+  configs.check_variant(variant, VARIANTS, "embed")
   c = ml_collections.ConfigDict()
   c.job = "embed"
   # A pretraining run's workdir (its config.json and checkpoints/). Required.

@@ -12,6 +12,7 @@ import dataclasses
 
 import ml_collections
 
+from gait_jax import configs
 from gait_jax.data import config as data_config
 from gait_jax.features import balance, events, extract, gait
 
@@ -20,8 +21,7 @@ VARIANTS = ("default", "smoke")
 
 def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   """The features job config of a variant."""
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown features variant {variant!r}; expected one of {VARIANTS}")
+  configs.check_variant(variant, VARIANTS, "features")
   c = ml_collections.ConfigDict()
   c.job = "features"
   c.data = data_config.get_data_config()

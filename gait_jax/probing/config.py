@@ -18,8 +18,7 @@ VARIANTS = ("paper", "smoke")
 
 def get_config(variant: str = "paper") -> ml_collections.ConfigDict:
   """The probe config of a variant; see the comment on each field."""
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown probe variant {variant!r}; expected one of {VARIANTS}")
+  configs.check_variant(variant, VARIANTS, "probe")
   c = ml_collections.ConfigDict()
   c.job = "probe"
   # Seeds the folds (seed, seed + 1, ...) and the simulated null targets.

@@ -144,6 +144,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
   y = np.concatenate([y_real, y_null], 1)
   binary = np.concatenate([binary_real, binary_null])
   all_names = names + [f"{NULL_PREFIX}{j}" for j in range(y_null.shape[1])]
+  is_null = np.arange(len(all_names)) >= n_real
 
   # Covariates and sex come from the phenotype table itself (dictionary or not).
   side = raw[~raw[config.id_column].astype(str).duplicated(keep=False)].copy()
@@ -219,7 +220,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
     pred, sc = scored("embedding")
     lam = {}
     for kind, mask in (("continuous", ~binary), ("binary", binary)):
-      null = mask & np.r_[np.zeros(n_real, bool), np.ones(len(binary_null), bool)]
+      null = mask & is_null
       lam[kind] = stats.null_scale(sc["z"][null])
       calibration.append({"subset": subset, "test": kind, "null_scale": lam[kind],
                           "null_targets": int(null.sum())})
@@ -256,7 +257,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
       gain_z = stats.mean_z(stats.loss_difference(y_sub, base, full, logits))
       gain_p = np.full(len(all_names), np.nan)
       for kind, mask in (("continuous", ~binary), ("binary", binary)):
-        null = mask & np.r_[np.zeros(n_real, bool), np.ones(len(binary_null), bool)]
+        null = mask & is_null
         scale = stats.null_scale(gain_z[null])
         calibration.append({"subset": subset, "test": f"gain_{kind}", "null_scale": scale,
                             "null_targets": int(null.sum())})

@@ -323,12 +323,11 @@ def _pattern_design(z, rot, centre):
 
 
 def _small_inv(rfit: RidgeFit, alphas: np.ndarray) -> jax.Array:
-  """f32[K, a, ρ] 1/(λ + α) per target (alphas f64[a] shared, or f64[K, a])."""
+  """f32[K, a, ρ] 1/(λ + α) per target for the shared alphas f64[a]."""
   sb = rfit.small
   idx = np.asarray(sb.index)
   values, valid = sb.values[idx], sb.valid[idx]
-  alphas = np.asarray(alphas, np.float64)
-  al = alphas[None, :, None] if alphas.ndim == 1 else alphas[:, :, None]
+  al = np.asarray(alphas, np.float64)[None, :, None]
   d = np.where(valid[:, None, :], 1.0 / (values[:, None, :] + al), 0.0)
   return jnp.asarray(d, rfit.xt.dtype)
 
@@ -352,8 +351,8 @@ _predict_batched_jit = jax.jit(_predict_batched)
 
 def predict(rfit: RidgeFit, rows: np.ndarray, alpha: np.ndarray | jax.Array,
             size: int | None = None) -> jax.Array:
-  """f32[h, K] predictions for the given rows with a penalty per target (alpha f64[K] on
-  the host, or f32[K] on device)."""
+  """f32[h, K] predictions for the given rows with a penalty per target (alpha [K], on
+  the host or on device)."""
   n_rows = len(rows)
   rows, _ = _pad(rows, size)
   return _predict(rfit, rows, alpha)[:n_rows]
@@ -361,38 +360,23 @@ def predict(rfit: RidgeFit, rows: np.ndarray, alpha: np.ndarray | jax.Array,
 
 def _predict(rfit: RidgeFit, rows: np.ndarray, alpha: np.ndarray | jax.Array) -> jax.Array:
   z = _design_rows(rfit, rows)
-  k = rfit.coef.shape[1]
-  if isinstance(alpha, jax.Array):  # chosen on device: no host round trip
-    alpha = alpha.astype(z.dtype)
-    if rfit.small is not None:
-      sb = rfit.small
-      d = _device_inv(jnp.asarray(sb.values, z.dtype)[sb.index],
-                      jnp.asarray(sb.valid)[sb.index], alpha[:, None])[:, None, :]
-      return _predict_batched_jit(_small_design(rfit, z), sb.index, rfit.coef, rfit.ybar,
-                                  d)[:, 0, :].T
-    out = jnp.zeros((len(rows), k), z.dtype)
-    for g in rfit.groups:
-      a = z - g.centre[None, :]
-      if g.rotate is not None:
-        a = a @ g.rotate
-      t = g.targets
-      d = _device_inv(jnp.asarray(g.values, z.dtype)[:, None], jnp.asarray(g.valid)[:, None],
-                      alpha[None, t])
-      out = out.at[:, t].set(_predict_shared(a, rfit.coef[:, t], rfit.ybar[t], d))
-    return out
-  alpha = np.asarray(alpha, np.float64)
+  # On device, so that α chosen on device needs no host round trip.
+  alpha = jnp.asarray(alpha, z.dtype)
   if rfit.small is not None:
-    return _predict_batched_jit(_small_design(rfit, z), rfit.small.index, rfit.coef, rfit.ybar,
-                                _small_inv(rfit, alpha[:, None]))[:, 0, :].T
-  out = jnp.zeros((len(rows), k), z.dtype)
+    sb = rfit.small
+    d = _device_inv(jnp.asarray(sb.values, z.dtype)[sb.index],
+                    jnp.asarray(sb.valid)[sb.index], alpha[:, None])[:, None, :]
+    return _predict_batched_jit(_small_design(rfit, z), sb.index, rfit.coef, rfit.ybar,
+                                d)[:, 0, :].T
+  out = jnp.zeros((len(rows), rfit.coef.shape[1]), z.dtype)
   for g in rfit.groups:
     a = z - g.centre[None, :]
     if g.rotate is not None:
       a = a @ g.rotate
     t = g.targets
-    d = np.where(g.valid[:, None], 1.0 / (g.values[:, None] + alpha[None, t]), 0.0)
-    out = out.at[:, t].set(_predict_shared(a, rfit.coef[:, t], rfit.ybar[t],
-                                           jnp.asarray(d, z.dtype)))
+    d = _device_inv(jnp.asarray(g.values, z.dtype)[:, None], jnp.asarray(g.valid)[:, None],
+                    alpha[None, t])
+    out = out.at[:, t].set(_predict_shared(a, rfit.coef[:, t], rfit.ybar[t], d))
   return out
 
 

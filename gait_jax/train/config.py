@@ -80,8 +80,7 @@ def get_config(variant: str, model: str) -> ml_collections.ConfigDict:
     smoke  32-frame crops, 6 steps, a checkpoint every 2: for tests
   Experiment files then say what differs (batch size, lr, ...).
   """
-  if variant not in VARIANTS:
-    raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
+  configs.check_variant(variant, VARIANTS, "pretrain")
   c = base_config()
   c.model = models.get_model_config(model)
   # "auto": bf16 on GPU/TPU, f32 on CPU (resolved by the trainer once the distributed
