@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from gait_jax import configs
+from gait_jax import configs, tracking
 from gait_jax.data import config as data_config
 from gait_jax.embedding import pooling
 
@@ -49,7 +49,13 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
     names = [n for n, _ in pooling.DEFAULT_REGIONS]
     c.ablations = ("none",) + tuple(f"zero:{n}" for n in names) + tuple(
         f"only:{n}" for n in names)
+  # Ablations stacked into one encoder pass (a pass is batch_size × this × windows
+  # rows). -1: all of them on GPU/TPU, one on CPU, where one pass over the whole
+  # stack was no faster and took 4× the memory (README, Benchmarks).
+  c.ablations_per_pass = -1
   c.mesh = configs.mesh_config((("data", -1),), data_axes=("data",))
+  # W&B: counts, timings and the exclusion counts of the run (`tracking`).
+  c.wandb = tracking.wandb_config()
   if variant == "smoke":
     c.data.batch_size = 8
     c.data.read_threads = 1

@@ -15,9 +15,15 @@ participant × task's clips by their median (`aggregate`) and writes, streaming:
                         task groups left without a usable clip
   W/embed_config.json   this job's config, with the checkpoint step and hash
 
+and to the job's W&B run (`tracking`, job_type "embed", in W/wandb): clips, rows,
+groups, seconds, clips/s and the exclusions counted per kind of reason (a table;
+nothing per participant).
+
 An ablation zeroes body regions at the input (hidden joints are zeroed and flagged
 in the mask channel, as in pretraining): "none", "zero:<region>" (hide that
-pooling region's joints) or "only:<region>" (hide all the others).
+pooling region's joints) or "only:<region>" (hide all the others). A batch's
+ablations go through the encoder as one forward pass over the stacked batch
+(`make_embed_fn`), on top of the model's own masking.always_hide.
 """
 
 from __future__ import annotations
@@ -38,11 +44,12 @@ import pyarrow.parquet as pq
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec
 
-from gait_jax import progress, schema, sharding
+from gait_jax import progress, schema, sharding, tracking
 from gait_jax.errors import InputError
 from gait_jax.data import pipeline
 from gait_jax.data import shards as shards_lib
 from gait_jax.embedding import aggregate, pooling
+from gait_jax.models import masking
 from gait_jax.train import state as state_lib
 
 def ablation_regions(ablation: str, regions: Sequence[tuple[str, Sequence[str]]]
@@ -72,31 +79,71 @@ def _window_frames(config: ml_collections.ConfigDict,
   return window
 
 
+def ablation_masks(hidden: dict[str, tuple[str, ...]], joints: Sequence[str]
+                   ) -> np.ndarray:
+  """bool[A, J]: the joints each ablation hides (rows in `hidden`'s order).
+
+  Args:
+    hidden: ablation name → the masking regions it hides (`ablation_regions`).
+    joints: the model's joint set, in batch order.
+  """
+  regions = masking.region_ids(joints)
+  return np.stack([np.isin(regions, masking.region_index(parts))
+                   for parts in hidden.values()])
+
+
 def make_embed_fn(model_def: state_lib.ModelDef, *, window: int, layer: int,
                   hidden: dict[str, tuple[str, ...]], weights: np.ndarray,
-                  stats: Sequence[str]):
+                  stats: Sequence[str], per_pass: int = 0):
   """(params, batch) → {ablation: f32[B, F]}.
 
-  A clip of T frames is cut into floor(T / window) consecutive windows (the
+  A clip of T frames is cut into n = floor(T / window) consecutive windows (the
   encoder's training length; the centred frames when T is not a multiple); each
   window is encoded, and the windows' token features are concatenated in time
   before pooling, so a clip's statistics cover all of it.
+
+  The A ablations go through the encoder together: one forward pass over a
+  stacked batch of B·A·n rows [B·A·n, window, J, C] (clip-major, so the batch's
+  sharding over clips carries over), each row hiding its ablation's joints with
+  a per-row mask (`encode(..., hidden=)`; the model's own masking.always_hide
+  applies on top). `per_pass` k ≥ 1 stacks k ablations per pass instead (still
+  one jitted function); 0 = all in one.
   """
+  names = tuple(hidden)
+  per_pass = per_pass if per_pass > 0 else len(names)
+  passes = [names[i:i + per_pass] for i in range(0, len(names), per_pass)]
+
   def embed(params, batch):
     model = model_def.merge(params)
     skel, present = batch["skeleton"], batch["joint_present"]
     b, t, j, c = skel.shape
     n = t // window
     start = (t - n * window) // 2
-    windows = skel[:, start:start + n * window].reshape(b * n, window, j, c)
-    present_w = jnp.repeat(present, n, axis=0)
+    windows = skel[:, start:start + n * window].reshape(b, 1, n, window, j, c)
     out = {}
-    for name, hide in hidden.items():
-      feats = model.encode(windows, present_w, layer=layer, hide_regions=hide)
-      feats = feats.reshape(b, n * feats.shape[1], *feats.shape[2:])
-      out[name] = pooling.pool(feats, weights, stats)
+    for group in passes:
+      a = len(group)
+      rows = jnp.broadcast_to(windows, (b, a, n, window, j, c)).reshape(-1, window, j, c)
+      hide = ablation_masks({k: hidden[k] for k in group}, model.joints)
+      hide = jnp.broadcast_to(hide[None, :, None, None], (b, a, n, window, j))
+      feats = model.encode(rows, jnp.repeat(present, a * n, axis=0), layer=layer,
+                           hidden=hide.reshape(-1, window, j))  # [B·a·n, T', J, D]
+      feats = feats.reshape(b * a, n * feats.shape[1], *feats.shape[2:])
+      pooled = pooling.pool(feats, weights, stats).reshape(b, a, -1)
+      out.update({name: pooled[:, i] for i, name in enumerate(group)})
     return out
   return embed
+
+
+def ablations_per_pass(config: ml_collections.ConfigDict, platform: str) -> int:
+  """config.ablations_per_pass resolved for a device platform ("cpu", "gpu", ...):
+  -1 = all in one pass on accelerators, one per pass on CPU."""
+  per_pass = int(config.ablations_per_pass)
+  if per_pass == -1:
+    return 1 if platform == "cpu" else len(config.ablations)
+  if per_pass < 1:
+    raise InputError(f"ablations_per_pass={per_pass}; expected -1 (auto) or >= 1")
+  return per_pass
 
 
 def _config_hash(pretrain: ml_collections.ConfigDict, config: ml_collections.ConfigDict,
@@ -108,14 +155,33 @@ def _config_hash(pretrain: ml_collections.ConfigDict, config: ml_collections.Con
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def exclusion_counts(report: pd.DataFrame) -> pd.DataFrame:
+  """The report (participant_id, task, clip_id, reason rows) as counts per kind of
+  reason (`tracking.reason_kind`), nothing per participant: reason, rows (report
+  rows), clips (rows about one clip), groups (distinct participant × task)."""
+  frame = pd.DataFrame({
+      "reason": report["reason"].map(tracking.reason_kind),
+      "clip": (report["clip_id"] >= 0).astype(int),
+      "group": report["participant_id"].astype(str) + "\0" + report["task"].astype(str)})
+  counts = frame.groupby("reason", sort=True).agg(
+      rows=("clip", "size"), clips=("clip", "sum"), groups=("group", "nunique"))
+  return counts.reset_index().astype({"rows": int, "clips": int, "groups": int})
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
   """Writes the embeddings (see the module docstring); returns the Parquet file's path
-  on process 0 (None when no group had a usable clip)."""
+  on process 0 (None when no group had a usable clip). Counts and timings go to
+  the job's W&B run (`tracking`, job_type "embed")."""
   if not config.checkpoint_dir:
     raise InputError("config.checkpoint_dir (a pretraining run's workdir) is required")
   if not config.data.shards:
     raise InputError("config.data.shards (the shard set to embed) is required")
-  out_dir = pathlib.Path(workdir)
+  with tracking.start(config, workdir, "embed") as tracker:
+    return _embed(config, pathlib.Path(workdir), tracker)
+
+
+def _embed(config: ml_collections.ConfigDict, out_dir: pathlib.Path,
+           tracker: tracking.Tracker) -> pathlib.Path | None:
   main_process = jax.process_index() == 0
   if main_process:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,8 +216,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
               zip(clips.index, clips["participant_id"], clips["task"])}
   dataset = pipeline.make_dataset(data_cfg, train=False)
   batches = pipeline.GlobalBatches(dataset, mesh, tuple(config.mesh.data_axes))
+  per_pass = ablations_per_pass(config, mesh.devices.flat[0].platform)
   embed = jax.jit(make_embed_fn(encoder.model_def, window=window, layer=int(config.layer),
-                                hidden=hidden, weights=weights, stats=stats),
+                                hidden=hidden, weights=weights, stats=stats,
+                                per_pass=per_pass),
                   in_shardings=(encoder.shardings, batches.sharding),
                   out_shardings=NamedSharding(mesh, PartitionSpec()))
 
@@ -209,6 +277,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
                             "config_hash": config_hash, "vector": vec})
         flush()
       bar.update(int((np.asarray(clip_id) >= 0).sum()))
+      # W&B's own step: a re-run resumes the run past its last step.
+      elapsed = time.perf_counter() - t0
+      tracker.log({"clips": done_clips, "clips_per_s": done_clips / max(elapsed, 1e-9)})
   finally:
     bar.close()
     batches.close()
@@ -229,8 +300,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
   for group in sorted(with_bad_clips - emitted):
     report.append({"participant_id": group[0], "task": group[1], "clip_id": -1,
                    "reason": "no_usable_clip"})
-  pd.DataFrame(report, columns=["participant_id", "task", "clip_id", "reason"]).to_csv(
-      out_dir / "embed_report.csv", index=False)
+  report_frame = pd.DataFrame(report, columns=["participant_id", "task", "clip_id", "reason"])
+  report_frame.to_csv(out_dir / "embed_report.csv", index=False)
   meta = json.loads(config.to_json_best_effort())
   meta.update(checkpoint_step=step, config_hash=config_hash, window_frames=window,
               feature_count=len(names), model_dtype=str(pretrain.model.dtype))
@@ -240,4 +311,14 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pathlib.Path | None:
         f"task groups × {len(ablations)} ablations, {len(names)} features) from step "
         f"{step} in {dt:.0f} s ({done_clips / max(dt, 1e-9):.1f} clips/s); "
         f"{len(report)} report rows", flush=True)
+  excluded = exclusion_counts(report_frame)
+  tracker.summary({
+      "clips": done_clips, "rows": rows_written, "groups": len(expected),
+      "groups_written": len(emitted), "ablations": len(ablations),
+      "features": len(names), "checkpoint_step": step, "window_frames": window,
+      "seconds": dt, "clips_per_s": done_clips / max(dt, 1e-9),
+      "report_rows": len(report),
+      **{f"excluded/{tracking.slug(r)}": int(n)
+         for r, n in zip(excluded["reason"], excluded["rows"])}})
+  tracker.table("excluded", excluded)
   return output

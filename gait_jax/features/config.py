@@ -12,7 +12,7 @@ import dataclasses
 
 import ml_collections
 
-from gait_jax import configs
+from gait_jax import configs, tracking
 from gait_jax.data import config as data_config
 from gait_jax.features import balance, events, extract, gait
 
@@ -27,6 +27,8 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   c.data = data_config.get_data_config()
   c.data.split = "all"  # features for everyone; the probe makes the splits
   c.features = get_features_config()
+  # W&B: counts, timings and the exclusion counts of the run (`tracking`).
+  c.wandb = tracking.wandb_config()
   if variant == "default":
     c.data.worker_count = 2
   else:

@@ -23,7 +23,10 @@ here (nor batch_size; seed and shuffle have nothing to order). Writes:
                             few gait events, ...)
 
 A bad clip never stops the job: it is reported and the others are processed.
-Only per-clip feature rows (~40 floats each) are kept, never the clips.
+Only per-clip feature rows (~40 floats each) are kept, never the clips. Counts,
+timings and the exclusions counted per status and kind of reason (a table;
+nothing per participant) go to the job's W&B run (`tracking`, job_type
+"features", in W/wandb).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
-from gait_jax import progress, schema
+from gait_jax import progress, schema, tracking
 from gait_jax.errors import InputError
 from gait_jax.data import pipeline
 from gait_jax.data import records
@@ -143,6 +146,16 @@ def _write_atomic(path: pathlib.Path, write) -> None:
   os.replace(tmp, path)
 
 
+def exclusion_counts(clips: pd.DataFrame) -> pd.DataFrame:
+  """Per-clip rows → counts of the clips not "ok" per status and kind of reason
+  (`tracking.reason_kind`), nothing per participant: status, reason, clips."""
+  bad = clips[clips["status"] != "ok"]
+  frame = pd.DataFrame({"status": bad["status"].astype(str),
+                        "reason": bad["reason"].map(tracking.reason_kind)})
+  counts = frame.groupby(["status", "reason"], sort=True).size().rename("clips")
+  return counts.reset_index().astype({"clips": int})
+
+
 def run(config: ml_collections.ConfigDict, workdir: str, log=print) -> pd.DataFrame:
   """Runs the job (module docstring); returns the features table."""
   import jax  # pylint: disable=import-outside-toplevel
@@ -150,7 +163,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, log=print) -> pd.DataFr
     return pd.DataFrame(columns=list(KEY_COLUMNS) + list(extract.FEATURES))
   if not config.data.shards:
     raise InputError("config.data.shards is not set (--config.data.shards=DIR)")
-  out = pathlib.Path(workdir)
+  with tracking.start(config, workdir, "features") as tracker:
+    return _run(config, pathlib.Path(workdir), tracker, log)
+
+
+def _run(config: ml_collections.ConfigDict, out: pathlib.Path, tracker: tracking.Tracker,
+         log) -> pd.DataFrame:
   out.mkdir(parents=True, exist_ok=True)
   log(f"features: reading {config.data.shards} with {config.data.worker_count} "
       "worker processes")
@@ -169,4 +187,14 @@ def run(config: ml_collections.ConfigDict, workdir: str, log=print) -> pd.DataFr
       f"({status.get('ok', 0)} clips ok, {status.get('partial', 0)} partial, "
       f"{status.get('failed', 0)} failed: {out / REPORT_FILE}); {wall:.1f} s, "
       f"{1e3 * wall / max(len(clips), 1):.1f} ms/clip")
+  excluded = exclusion_counts(clips)
+  tracker.summary({
+      "clips": len(clips), "rows": len(table), "groups": len(table),
+      "groups_with_features": int((table["n_clips"] > 0).sum()),
+      **{f"clips_{k}": int(status.get(k, 0)) for k in ("ok", "partial", "failed")},
+      "seconds": wall,
+      "clips_per_s": len(clips) / max(wall, 1e-9),
+      **{f"excluded/{s}/{tracking.slug(r)}": int(n)
+         for s, r, n in excluded.itertuples(index=False)}})
+  tracker.table("excluded", excluded)
   return table

@@ -36,19 +36,23 @@ class GaitModel(Protocol):
     ...
 
   def features(self, skeleton: jax.Array, *, layer: int = -1,
-               hide_regions: Sequence[str] | None = None) -> jax.Array:
+               hide_regions: Sequence[str] | None = None,
+               hidden: jax.Array | None = None) -> jax.Array:
     """Per-token features [B, T', J, D] in the compute dtype, without random
     masking, of a cleaned skeleton f32[B, T, J, 4] (joint-frames that do not
     count already zero; `losses.clean_inputs`).
 
     `layer` picks the encoder layer (Python indexing); the last one's output is
     after the encoder's final LayerNorm. Regions in `hide_regions` (names from
-    `masking.MASK_REGIONS`) are hidden from the encoder in every frame.
+    `masking.MASK_REGIONS`) are hidden from the encoder in every frame; `hidden`
+    bool[B, T, J] hides joint-frames per example on top (one forward pass over
+    examples that each hide something else, e.g. a stack of ablations).
     """
     ...
 
   def encode(self, skeleton: jax.Array, joint_present: jax.Array, *, layer: int = -1,
-             hide_regions: Sequence[str] | None = None) -> jax.Array:
+             hide_regions: Sequence[str] | None = None,
+             hidden: jax.Array | None = None) -> jax.Array:
     """`features` of a raw clip (skeleton f32[B, T, J, 4], joint_present f32[B, J]),
     as f32[B, T', J, D]: what the embedding job pools."""
     ...

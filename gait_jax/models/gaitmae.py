@@ -211,7 +211,8 @@ class GaitMAE(nnx.Module):
     return {"target": skel[..., :3], "reconstruction": pred, "hidden": hidden}
 
   def features(self, skeleton: jax.Array, *, layer: int = -1,
-               hide_regions: Sequence[str] | None = None) -> jax.Array:
+               hide_regions: Sequence[str] | None = None,
+               hidden: jax.Array | None = None) -> jax.Array:
     """Per-token features without random masking (see `base.GaitModel`).
 
     Args:
@@ -219,19 +220,26 @@ class GaitMAE(nnx.Module):
       layer: which layer's output (see `_stream`); -1 = the last, normed.
       hide_regions: region names hidden in every frame (zeroed + mask channel);
         None = the config's masking.always_hide, () = nothing.
+      hidden: bool[B, T, J] joint-frames hidden per example, on top of those
+        regions (so with hide_regions None, always_hide still applies); None =
+        none.
 
     Returns:
       [B, T, J, D] in the compute dtype.
     """
     t = skeleton.shape[1]
     hide = self.mask_spec.always_hide if hide_regions is None else tuple(hide_regions)
-    hidden = jnp.broadcast_to(
+    mask = jnp.broadcast_to(
         masking.always_hidden(t, self.joint_regions, hide)[None], skeleton.shape[:3])
-    return self._stream(masking.apply_mask(skeleton, hidden), layer=layer)
+    if hidden is not None:
+      mask = mask | hidden
+    return self._stream(masking.apply_mask(skeleton, mask), layer=layer)
 
   def encode(self, skeleton: jax.Array, joint_present: jax.Array, *, layer: int = -1,
-             hide_regions: Sequence[str] | None = None) -> jax.Array:
-    """`features` of a raw clip: skeleton f32[B, T, J, 4], joint_present f32[B, J]
-    → f32[B, T, J, D]."""
+             hide_regions: Sequence[str] | None = None,
+             hidden: jax.Array | None = None) -> jax.Array:
+    """`features` of a raw clip: skeleton f32[B, T, J, 4], joint_present f32[B, J],
+    hidden bool[B, T, J] or None → f32[B, T, J, D]."""
     skel = losses.clean_skeleton(skeleton, joint_present)
-    return self.features(skel, layer=layer, hide_regions=hide_regions).astype(jnp.float32)
+    return self.features(skel, layer=layer, hide_regions=hide_regions,
+                         hidden=hidden).astype(jnp.float32)

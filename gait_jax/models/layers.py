@@ -123,8 +123,10 @@ class Attention(nnx.Module):
     if num_sinks:
       self.sinks = make_param(rngs, KERNEL_INIT, (num_sinks, width), (None, "embed"))
 
-  def __call__(self, x: jax.Array, positions: jax.Array | None = None) -> jax.Array:
-    """x: [B', L, D] → [B', L, D]; positions f32[L] (used with rotary)."""
+  def __call__(self, x: jax.Array, positions: jax.Array | None = None,
+               mask: jax.Array | None = None) -> jax.Array:
+    """x: [B', L, D] → [B', L, D]; positions f32[L] (used with rotary); mask
+    bool[B', L]: which elements may be attended to (None = all; sinks always)."""
     dtype = self.dtype
     kernel = self.qkv_kernel[...].astype(dtype)
     bias = self.qkv_bias[...].astype(dtype)
@@ -145,14 +147,17 @@ class Attention(nnx.Module):
       sink_kv = jnp.broadcast_to(sink_kv[:, None], (2, x.shape[0]) + sink_kv.shape[1:])
       k = jnp.concatenate([sink_kv[0], k], axis=2)
       v = jnp.concatenate([sink_kv[1], v], axis=2)
+      if mask is not None:
+        mask = jnp.concatenate([jnp.ones((x.shape[0], self.num_sinks), bool), mask], 1)
     out = attention(q, k, v, implementation=self.attention_impl,
-                    block=self.attention_block)
+                    block=self.attention_block, key_mask=mask)
     out = jnp.einsum("bhlk,hkd->bld", out, self.out_kernel[...].astype(dtype))
     return out + self.out_bias[...].astype(dtype)
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
-              implementation: str | None = None, block: int = 0) -> jax.Array:
+              implementation: str | None = None, block: int = 0,
+              key_mask: jax.Array | None = None) -> jax.Array:
   """Softmax attention over [B', H, L, K] queries and [B', H, S, K] keys/values.
 
   With `block` = 0, or when all B'·H·L·S logits fit in `block`, or with the
@@ -165,34 +170,51 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
   CPU this is several times faster than one batched pass over long sequences
   (T = 900 frames with head dim 16 is memory-bound; benchmarks/attention.py).
   The result is the same up to float rounding.
+
+  `key_mask` bool[B', S] (None = all) says which keys each sequence may attend
+  to: a masked key gets no weight, so the result for the other keys is the same
+  as attention over them alone (up to float rounding). A query whose keys are
+  all masked gets an arbitrary (finite) output. With a mask, the cuDNN kernel
+  is not used (XLA's attention instead).
   """
   b, heads, length, dim = q.shape
   keys = k.shape[2]
+  if key_mask is not None and implementation == "cudnn":
+    implementation = None
   if not block or implementation == "cudnn" or b * heads * length * keys <= block:
+    mask = None if key_mask is None else key_mask[:, None, None, :]
     out = jax.nn.dot_product_attention(*(x.swapaxes(1, 2) for x in (q, k, v)),
-                                       implementation=implementation)
+                                       mask=mask, implementation=implementation)
     return out.swapaxes(1, 2)
   pairs = max(1, block // (length * keys))
   steps = -(-(b * heads) // pairs)
 
   def by_pair(x: jax.Array) -> jax.Array:  # [B', H, L, K] → [steps, pairs, L, K]
-    x = x.reshape(b * heads, x.shape[2], dim)
+    x = x.reshape(b * heads, *x.shape[2:])
     if steps * pairs > b * heads:
       x = jnp.pad(x, ((0, steps * pairs - b * heads), (0, 0), (0, 0)))
-    return x.reshape(steps, pairs, x.shape[1], dim)
+    return x.reshape(steps, pairs, *x.shape[1:])
 
   step = jax.checkpoint(_softmax_attention)
-  out = jax.lax.map(lambda qkv: step(*qkv), (by_pair(q * dim ** -0.5), by_pair(k),
-                                             by_pair(v)))
+  inputs = (by_pair(q * dim ** -0.5), by_pair(k), by_pair(v))
+  if key_mask is None:
+    out = jax.lax.map(lambda qkv: step(*qkv), inputs)
+  else:  # [B', S] → per (sequence, head) pair, as [steps, pairs, 1, S]
+    mask = jnp.broadcast_to(key_mask[:, None, None, :], (b, heads, 1, keys))
+    out = jax.lax.map(lambda qkvm: step(*qkvm), inputs + (by_pair(mask),))
   return out.reshape(steps * pairs, length, dim)[:b * heads].reshape(q.shape)
 
 
-def _softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-  """q (pre-scaled): [N, L, K], k, v: [N, S, K] → [N, L, K]; float32 logits.
+def _softmax_attention(q: jax.Array, k: jax.Array, v: jax.Array,
+                       mask: jax.Array | None = None) -> jax.Array:
+  """q (pre-scaled): [N, L, K], k, v: [N, S, K], mask bool[N, 1, S] or None →
+  [N, L, K]; float32 logits.
 
   Normalising after the value product divides [N, L, K] instead of [N, L, S].
   """
   logits = jnp.einsum("nlk,nsk->nls", q, k, preferred_element_type=jnp.float32)
+  if mask is not None:
+    logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
   weights = jnp.exp(logits - jax.lax.stop_gradient(logits.max(-1, keepdims=True)))
   out = jnp.einsum("nls,nsk->nlk", weights.astype(v.dtype), v,
                    preferred_element_type=jnp.float32)
@@ -226,10 +248,13 @@ class TransformerBlock(nnx.Module):
     self.mlp = Mlp(width, int(round(width * mlp_ratio)), dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array, rng: jax.Array | None = None,
-               positions: jax.Array | None = None) -> jax.Array:
-    """x: [B', L, D] → [B', L, D]; rng: dropout key or None."""
+               positions: jax.Array | None = None, mask: jax.Array | None = None
+               ) -> jax.Array:
+    """x: [B', L, D] → [B', L, D]; rng: dropout key or None; mask: bool[B', L]
+    elements attention may read (None = all; `Attention`)."""
     rngs = (None, None) if rng is None else tuple(jax.random.split(rng))
-    x = x + dropout(self.attn(self.norm1(x), positions), self.dropout_rate, rngs[0])
+    x = x + dropout(self.attn(self.norm1(x), positions, mask), self.dropout_rate,
+                    rngs[0])
     x = x + dropout(self.mlp(self.norm2(x)), self.dropout_rate, rngs[1])
     return x
 

@@ -119,9 +119,11 @@ class Mamp(nnx.Module):
     return layers.constrain(h.reshape(b, n_p * j, -1), TOKENS)
 
   def _run(self, blocks: layers.TransformerBlock, h: jax.Array, rng: jax.Array | None,
-           count: int | None = None) -> jax.Array:
-    """The first `count` (default: all) blocks of a stack over tokens [B, N, D]."""
-    return stack.apply(blocks, h, rng, count=count, remat=self.remat, names=TOKENS)
+           count: int | None = None, mask: jax.Array | None = None) -> jax.Array:
+    """The first `count` (default: all) blocks of a stack over tokens [B, N, D];
+    mask bool[B, N]: the tokens attention may read (None = all)."""
+    return stack.apply(blocks, h, rng, count=count, remat=self.remat, names=TOKENS,
+                       mask=mask)
 
   def encode_visible(self, skeleton: jax.Array, keep: jax.Array,
                      rng: jax.Array | None = None) -> jax.Array:
@@ -200,7 +202,8 @@ class Mamp(nnx.Module):
     return {"target": target, "reconstruction": pred, "hidden": hidden}
 
   def features(self, skeleton: jax.Array, *, layer: int = -1,
-               hide_regions: Sequence[str] | None = None) -> jax.Array:
+               hide_regions: Sequence[str] | None = None,
+               hidden: jax.Array | None = None) -> jax.Array:
     """Encoder features of all tokens, no random masking (see `base.GaitModel`).
 
     Args:
@@ -209,32 +212,47 @@ class Mamp(nnx.Module):
         last, after the encoder's LayerNorm.
       hide_regions: region names whose tokens the encoder does not see (their
         features are returned as 0); None or () = none.
+      hidden: bool[B, T, J] joint-frames hidden per example, on top of those
+        regions; a token (one joint × patch_frames frames) any of whose frames
+        is hidden is not seen (its features are 0). The encoder then runs over
+        all tokens with the hidden ones masked out of attention (same result
+        as leaving them out, up to float rounding). None = none.
 
     Returns:
       [B, T/p, J, D] in the compute dtype.
     """
     last = stack.layer_index(layer, self.depth)
-    b, _, j = skeleton.shape[:3]
+    b, t, j = skeleton.shape[:3]
     h = self.tokens(skeleton)
     n_p = h.shape[1] // j
-    seen = np.arange(n_p * j)
+    region_hidden = np.zeros(j, bool)
     if hide_regions:
-      hidden_joint = np.isin(np.asarray(self.joint_regions),
-                             masking.region_index(hide_regions))
-      seen = seen[~hidden_joint[seen % j]]
-      h = h[:, seen]
-    h = self._run(self.encoder, h, None, count=last + 1)
+      region_hidden = np.isin(np.asarray(self.joint_regions),
+                              masking.region_index(hide_regions))
+    if hidden is None:  # the same hidden tokens in every example: leave them out
+      seen = np.arange(n_p * j)
+      seen = seen[~region_hidden[seen % j]]
+      h = self._run(self.encoder, h[:, seen], None, count=last + 1)
+      if last == self.depth - 1:
+        h = self.encoder_norm(h)
+      out = jnp.zeros((b, n_p * j, h.shape[-1]), h.dtype).at[:, seen].set(h)
+      return out.reshape(b, n_p, j, -1)
+    token_hidden = hidden.reshape(b, n_p, t // n_p, j).any(axis=2) | region_hidden
+    token_hidden = token_hidden.reshape(b, n_p * j)
+    h = self._run(self.encoder, h, None, count=last + 1, mask=~token_hidden)
     if last == self.depth - 1:
       h = self.encoder_norm(h)
-    out = jnp.zeros((b, n_p * j, h.shape[-1]), h.dtype).at[:, seen].set(h)
+    out = jnp.where(token_hidden[..., None], jnp.zeros((), h.dtype), h)
     return out.reshape(b, n_p, j, -1)
 
   def encode(self, skeleton: jax.Array, joint_present: jax.Array, *, layer: int = -1,
-             hide_regions: Sequence[str] | None = None) -> jax.Array:
-    """`features` of a raw clip: skeleton f32[B, T, J, 4], joint_present f32[B, J]
-    → f32[B, T/p, J, D]."""
+             hide_regions: Sequence[str] | None = None,
+             hidden: jax.Array | None = None) -> jax.Array:
+    """`features` of a raw clip: skeleton f32[B, T, J, 4], joint_present f32[B, J],
+    hidden bool[B, T, J] or None → f32[B, T/p, J, D]."""
     skel = losses.clean_skeleton(skeleton, joint_present)
-    return self.features(skel, layer=layer, hide_regions=hide_regions).astype(jnp.float32)
+    return self.features(skel, layer=layer, hide_regions=hide_regions,
+                         hidden=hidden).astype(jnp.float32)
 
 
 def _motion(positions: jax.Array, counted: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -11,8 +11,8 @@ over the layers: one layer's graph to compile whatever the depth, and with remat
 for the backward pass (an unrolled loop of checkpointed layers does not lower
 peak memory on XLA:CPU; a scan does).
 
-A layer is an nnx.Module called as `layer(h, rng)` with a dropout key or None;
-layer i gets `fold_in(rng, i)`.
+A layer is an nnx.Module called as `layer(h, rng)` with a dropout key or None
+(and `mask=` when `apply` is given one); layer i gets `fold_in(rng, i)`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def create(make_layer: Callable[[nnx.Rngs], M], depth: int, rngs: nnx.Rngs) -> M
 
 def apply(stacked: nnx.Module, h: jax.Array, rng: jax.Array | None = None, *,
           count: int | None = None, remat: bool = False,
-          names: Sequence[str | None] | None = None) -> jax.Array:
+          names: Sequence[str | None] | None = None,
+          mask: jax.Array | None = None) -> jax.Array:
   """Applies the first `count` layers (default: all) of `stacked` in turn.
 
   Args:
@@ -57,6 +58,9 @@ def apply(stacked: nnx.Module, h: jax.Array, rng: jax.Array | None = None, *,
       activations.
     names: logical axis names of the stream; each layer's output is
       sharding-constrained to them.
+    mask: passed to every layer as `layer(h, rng, mask=mask)` (e.g. the
+      bool[B', L] elements a `layers.TransformerBlock` may attend to); None =
+      layers are called without it.
 
   Returns:
     The stream after layer count - 1, same shape and dtype as `h`.
@@ -72,7 +76,8 @@ def apply(stacked: nnx.Module, h: jax.Array, rng: jax.Array | None = None, *,
   def body(h: jax.Array, layer_and_index) -> tuple[jax.Array, None]:
     layer_params, i = layer_and_index
     layer_rng = None if rng is None else jax.random.fold_in(rng, i)
-    out = nnx.merge(graphdef, layer_params)(h, layer_rng)
+    layer = nnx.merge(graphdef, layer_params)
+    out = layer(h, layer_rng) if mask is None else layer(h, layer_rng, mask=mask)
     return (out if names is None else sharding.constrain(out, names)), None
 
   if remat:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
-from gait_jax import configs, models
+from gait_jax import configs, models, tracking
 from gait_jax.data import config as data_config
 
 
@@ -58,13 +58,8 @@ def base_config() -> ml_collections.ConfigDict:
   # bf16 dense peak FLOP/s per device for MFU; 0 = look it up from the device kind.
   c.peak_flops_per_device = 0.0
 
-  c.wandb = ml_collections.ConfigDict()
-  c.wandb.mode = "offline"  # WANDB_MODE in the environment wins
-  c.wandb.project = "gait_jax"
-  c.wandb.entity = ""
-  c.wandb.group = ""
-  c.wandb.name = ""
-  c.wandb.tags = ()
+  # W&B: project, entity, group, name, tags, mode (`tracking.wandb_config`).
+  c.wandb = tracking.wandb_config()
   return c
 
 

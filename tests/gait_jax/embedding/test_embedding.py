@@ -1,16 +1,20 @@
 """Embedding job: pooling, streaming per-person reduction, ablations, end to end."""
 
 import json
+import os
 import subprocess
 import sys
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pandas as pd
 import pytest
 
-from gait_jax import schema, skeleton
+import wandb_offline
+
+from gait_jax import models, schema, skeleton
 from gait_jax.embedding import aggregate, job, pooling
 from gait_jax.models import masking
 from gait_jax.train import state as state_lib
@@ -64,6 +68,88 @@ def test_ablation_regions():
     job.ablation_regions("zero:tail", regions)
 
 
+def _per_ablation_loop(model_def, *, window, layer, hidden, weights, stats):
+  """The embed function before the stacked batch: one encode per ablation."""
+  def embed(params, batch):
+    model = model_def.merge(params)
+    skel, present = batch["skeleton"], batch["joint_present"]
+    b, t, j, c = skel.shape
+    n = t // window
+    start = (t - n * window) // 2
+    windows = skel[:, start:start + n * window].reshape(b * n, window, j, c)
+    present_w = jnp.repeat(present, n, axis=0)
+    out = {}
+    for name, hide in hidden.items():
+      feats = model.encode(windows, present_w, layer=layer, hide_regions=hide)
+      feats = feats.reshape(b, n * feats.shape[1], *feats.shape[2:])
+      out[name] = pooling.pool(feats, weights, stats)
+    return out
+  return embed
+
+
+@pytest.mark.parametrize("preset, always_hide", [("smoke", ()), ("smoke", ("left_arm",)),
+                                                 ("mamp_smoke", ())])
+def test_stacked_ablations_equal_the_per_ablation_loop(preset, always_hide):
+  """All ablations in one forward over [B·A·n, window, J, C] (or k per pass) give
+  the embeddings of one encode per ablation; the model's always_hide is hidden in
+  every row."""
+  cfg = ml_collections.ConfigDict({"model": models.get_model_config(preset)})
+  if preset == "smoke":
+    cfg.model.masking.always_hide = always_hide
+  model_def, params, _ = state_lib.build_model(cfg, JOINTS, 16, jax.random.key(3))
+  regions = pooling.DEFAULT_REGIONS
+  names = ["none"] + [f"{k}:{n}" for k in ("zero", "only") for n, _ in regions]
+  hidden = {a: job.ablation_regions(a, regions) for a in names}
+  kw = dict(window=16, layer=-1, weights=pooling.region_weights(JOINTS),
+            stats=("mean", "p99"))
+  stacked = jax.jit(job.make_embed_fn(model_def, hidden=hidden, **kw))
+  two_per_pass = jax.jit(job.make_embed_fn(model_def, hidden=hidden, per_pass=2, **kw))
+  reference = jax.jit(_per_ablation_loop(
+      model_def, hidden={a: tuple(h) + always_hide for a, h in hidden.items()}, **kw))
+  rng = np.random.default_rng(0)
+  skel = rng.normal(0, 0.2, (4, 40, len(JOINTS), 4)).astype(np.float32)  # 2 windows
+  skel[..., 3] = 1.0
+  present = np.ones((4, len(JOINTS)), np.float32)
+  present[1, 3] = 0.0
+  batch = {"skeleton": skel, "joint_present": present}
+  got, want = stacked(params, batch), reference(params, batch)
+  pairs = two_per_pass(params, batch)
+  assert sorted(got) == sorted(names) == sorted(pairs)
+  for name in names:
+    assert got[name].shape == (4, 4 * 2 * cfg.model.width)
+    np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(pairs[name], want[name], rtol=1e-5, atol=1e-5, err_msg=name)
+  assert not np.allclose(got["none"], got["zero:legs"], atol=1e-4)
+
+
+def test_ablations_per_pass_auto_is_one_on_cpu_and_all_elsewhere():
+  from gait_jax.embedding import config as embed_config  # pylint: disable=import-outside-toplevel
+  from gait_jax.errors import InputError  # pylint: disable=import-outside-toplevel
+  config = embed_config.get_config("ablations")
+  assert job.ablations_per_pass(config, "cpu") == 1
+  assert job.ablations_per_pass(config, "gpu") == job.ablations_per_pass(config, "tpu") == 9
+  config.ablations_per_pass = 4
+  assert job.ablations_per_pass(config, "cpu") == job.ablations_per_pass(config, "gpu") == 4
+  config.ablations_per_pass = 0
+  with pytest.raises(InputError, match="ablations_per_pass"):
+    job.ablations_per_pass(config, "cpu")
+
+
+def test_exclusion_counts_are_per_reason_never_per_participant():
+  report = pd.DataFrame(
+      [("P1", "walk", 3, "non_finite_embedding (none)"),
+       ("P1", "walk", 4, "non_finite_embedding (none, zero:legs)"),
+       ("P1", "walk", -1, "no_usable_clip"),
+       ("P2", "sit", -1, "incomplete: 1 of 3 clips read")],
+      columns=["participant_id", "task", "clip_id", "reason"])
+  counts = job.exclusion_counts(report)
+  assert counts.to_dict("list") == {
+      "reason": ["incomplete", "no_usable_clip", "non_finite_embedding"],
+      "rows": [1, 1, 2], "clips": [0, 0, 2], "groups": [1, 1, 1]}
+  assert list(job.exclusion_counts(report.iloc[:0]).columns) == ["reason", "rows", "clips",
+                                                                  "groups"]
+
+
 @pytest.fixture(scope="module")
 def pretrained(tiny_shards, tmp_path_factory):
   """A smoke GaitMAE pretrained for 2 steps on the tiny cohort."""
@@ -82,8 +168,10 @@ def test_embed_job_end_to_end_with_ablations(tiny_shards, pretrained, tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "gait_jax.main", "--config", "experiments/embed.py:ablations",
        "--workdir", str(out), f"--config.checkpoint_dir={pretrained}",
-       f"--config.data.shards={tiny_shards}", "--config.data.batch_size=8"],
-      check=True, capture_output=True, text=True)
+       f"--config.data.shards={tiny_shards}", "--config.data.batch_size=8",
+       "--config.ablations_per_pass=9"],  # all in one pass, sharded over 8 devices
+      check=True, capture_output=True, text=True,
+      env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"})
   assert "clips" in proc.stdout
   table = pd.read_parquet(out / "embeddings.parquet")
   manifest = pd.read_parquet(tiny_shards / "manifest.parquet")
@@ -107,6 +195,19 @@ def test_embed_job_end_to_end_with_ablations(tiny_shards, pretrained, tmp_path):
   assert meta["checkpoint_step"] == 2 and meta["window_frames"] == 32
   report = pd.read_csv(out / "embed_report.csv")
   assert report.empty
+  # The job's offline W&B run: grouped by the workdir's parent, counts in the
+  # summary, exclusions as counts per reason, no participant id anywhere.
+  records = wandb_offline.read_offline_run(out)
+  run = wandb_offline.run_info(records)
+  assert (run.run_group, run.job_type, run.display_name) == (tmp_path.name, "embed", "embed")
+  summary = wandb_offline.summary(records)
+  assert summary["clips"] == len(manifest) and summary["rows"] == len(table)
+  assert summary["groups"] == len(groups) and summary["ablations"] == 9
+  assert summary["clips_per_s"] > 0 and summary["report_rows"] == 0
+  [excluded] = wandb_offline.logged_tables(out, "excluded")
+  assert excluded["columns"] == ["reason", "rows", "clips", "groups"]
+  assert excluded["data"] == []
+  assert wandb_offline.files_mention(out, set(manifest["participant_id"])) == []
 
 
 def test_embed_fn_windows_cover_the_clip_and_are_sharded(tiny_shards, pretrained):

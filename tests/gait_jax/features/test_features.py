@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 
 import conftest
+import wandb_offline
 
 from gait_jax import schema, skeleton
 from gait_jax.data import config as data_config
@@ -203,7 +204,7 @@ def test_job_through_main_reports_bad_clips(tiny_shards, tmp_path):
   shards = tmp_path / "shards"
   total = _with_bad_clips(tiny_shards, shards)
   work = tmp_path / "work"
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
   proc = subprocess.run(
       [sys.executable, "-m", "gait_jax.main", "--config", "experiments/features.py:smoke",
        "--workdir", str(work), f"--config.data.shards={shards}",
@@ -233,6 +234,22 @@ def test_job_through_main_reports_bad_clips(tiny_shards, tmp_path):
   p1 = clips[(clips["participant_id"] == "P00001") & (clips["task"] == "treadmill")]
   row = walk[walk["participant_id"] == "P00001"].iloc[0]
   assert row["n_clips"] == (p1["status"] != "failed").sum() == len(p1) - 3
+  # The job's offline W&B run: counts, and exclusions per status and kind of
+  # reason, never per participant.
+  records = wandb_offline.read_offline_run(work)
+  run = wandb_offline.run_info(records)
+  assert (run.run_group, run.job_type) == (tmp_path.name, "features")
+  summary = wandb_offline.summary(records)
+  assert summary["clips"] == total and summary["rows"] == len(table) == summary["groups"]
+  assert summary["clips_failed"] == 3 and summary["clips_per_s"] > 0
+  assert summary["clips_ok"] + summary["clips_partial"] == total - 3
+  [excluded] = wandb_offline.logged_tables(work, "excluded")
+  assert excluded["columns"] == ["status", "reason", "clips"]
+  failed_kinds = {reason: n for status, reason, n in excluded["data"] if status == "failed"}
+  assert failed_kinds == {"corrupt record": 1, "too short": 1, "NaN joints": 1}
+  assert sum(n for _, _, n in excluded["data"]) == len(report)
+  assert summary["excluded/failed/too_short"] == 1
+  assert wandb_offline.files_mention(work, set(clips["participant_id"])) == []
 
 
 def _corrupt_bytes(path: pathlib.Path) -> None:

@@ -344,6 +344,56 @@ def test_blocked_attention_matches_one_pass_values_and_gradients():
                              atol=0.05)
 
 
+def test_key_mask_equals_attention_over_the_kept_keys_alone():
+  from gait_jax.models import layers  # pylint: disable=import-outside-toplevel
+  keys = jax.random.split(jax.random.key(1), 3)
+  q, k, v = (jax.random.normal(key, (3, 2, 40, 8)) for key in keys)  # [B', H, L, K]
+  kept = [np.arange(40), np.arange(0, 40, 3), np.array([5])]
+  mask = np.zeros((3, 40), bool)
+  for i, idx in enumerate(kept):
+    mask[i, idx] = True
+  for block in (0, 40 * 40):  # one pass; one (sequence, head) pair per step
+    out = layers.attention(q, k, v, block=block, key_mask=jnp.asarray(mask))
+    for i, idx in enumerate(kept):
+      alone = layers.attention(q[i:i + 1], k[i:i + 1, :, idx], v[i:i + 1, :, idx])
+      np.testing.assert_allclose(out[i:i + 1], alone, rtol=1e-5, atol=1e-6)
+  nothing = layers.attention(q, k, v, key_mask=jnp.zeros((3, 40), bool), block=40 * 40)
+  assert np.isfinite(nothing).all()
+
+
+@pytest.mark.parametrize("preset, always_hide", [("smoke", ()), ("smoke", ("head",)),
+                                                 ("mamp_smoke", ())])
+def test_per_example_hidden_mask_equals_hiding_regions_example_by_example(preset,
+                                                                          always_hide):
+  """encode(hidden=) with a different region set per example = encode(hide_regions=)
+  of each example alone (GaitMAE: the model's always_hide on top of `hidden`)."""
+  overrides = {"depth": 2}
+  if preset == "smoke":
+    overrides["masking"] = dict(models.get_model_config("smoke").masking,
+                                always_hide=always_hide)
+  else:  # MAMP: the blocked attention path as well
+    overrides["attention_block"] = 2 * (T // 2) * J
+  model = _build(_config(preset, **overrides))
+  hides = [(), ("left_leg", "right_leg"), ("head", "torso", "left_arm", "right_arm"),
+           tuple(masking.MASK_REGIONS)]
+  batch = _batch(b=len(hides))
+  regions = masking.region_ids(JOINTS)
+  rows = np.stack([np.isin(regions, masking.region_index(h)) for h in hides])
+  hidden = jnp.asarray(np.broadcast_to(rows[:, None], (len(hides), T, J)))
+
+  @_jit
+  def run(skel, present):
+    together = model.encode(skel, present, layer=0, hidden=hidden)
+    alone = [model.encode(skel[i:i + 1], present[i:i + 1], layer=0,
+                          hide_regions=tuple(h) + always_hide)
+             for i, h in enumerate(hides)]
+    return together, jnp.concatenate(alone)
+
+  together, alone = run(batch["skeleton"], batch["joint_present"])
+  np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-5)
+  assert not np.allclose(together[0], together[1], atol=1e-4)
+
+
 @pytest.mark.parametrize("preset", ARCHS)
 def test_scanned_layers_equal_applying_each_layer_in_turn(preset):
   model = _build(_config(preset, depth=3))
