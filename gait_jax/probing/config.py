@@ -11,7 +11,7 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
-from gait_jax import configs
+from gait_jax import configs, tracking
 
 VARIANTS = ("paper", "smoke")
 
@@ -27,17 +27,30 @@ def get_config(variant: str = "paper") -> ml_collections.ConfigDict:
   # participant_id + numeric columns table). phenotypes: one row per participant.
   # dictionary: target, system, kind (continuous/binary), is_covariate.
   c.embeddings = config_dict.placeholder(str)
+  # The name of config.embeddings' feature sets, and more tables scored beside it on
+  # the same participants and folds ("engineered=features.parquet,...").
+  c.name = "embedding"
+  c.inputs = ""
   c.phenotypes = config_dict.placeholder(str)
   c.dictionary = config_dict.placeholder(str)
   c.id_column = "participant_id"
   c.sex_column = "sex"  # 1 = male, 0 = female
   # Covariates for the gain over them (comma-separated; empty: no gain models).
   c.covariates = "age,sex,bmi,visceral_fat,height"
-  c.tasks = ""  # comma-separated; empty = every task in the file
+  # Tasks: "" (every task in the file, fused), "a,b" (those, fused) or "each" (each
+  # task alone and all of them fused: the per-task comparison).
+  c.tasks = ""
+  # Ablation rows of the embeddings: "none", "zero:legs,..." or "each" (every ablation
+  # in the file, each its own feature set; inputs without one score "none").
   c.ablation = "none"
   # Several tasks: "concat" (one wide row per person) or "average" (a model per task,
   # out-of-fold predictions averaged per person).
   c.fusion = "concat"
+  # Paired per-target comparisons of feature sets: "reference" (the first set against
+  # every other), "" (none) or "a:b,c:d".
+  c.compare = "reference"
+  # Binary targets whose ROC curves are written (results/roc.csv).
+  c.curves = "sex"
   c.sex_models = "pooled"  # or "separate" (one model per sex)
   # Binary targets: "logistic" (L2, balanced class weights: published) or "ridge"
   # (a closed-form ridge classifier; scored by AUC like the logistic).
@@ -65,6 +78,8 @@ def get_config(variant: str = "paper") -> ml_collections.ConfigDict:
   c.min_fold_positives = 3
   # Mesh over all devices, the target axis sharded over "targets".
   c.mesh = configs.mesh_config((("targets", -1),), target_axis="targets")
+  # W&B: per-target and per-system tables, counts (`tracking`).
+  c.wandb = tracking.wandb_config()
   if variant == "smoke":
     c.n_folds = 3
     c.n_seeds = 2

@@ -1,9 +1,10 @@
 """Headline table of one or more probe runs, and power / false discoveries against truth.
 
-  python -m gait_jax.probing.headline --run embedding=runs/demo/probe_embed \
-      --run engineered=runs/demo/probe_features [--truth cohort/truth.json] [--out t.csv]
+  python -m gait_jax.probing.headline --run runs/demo/probe [--run NAME=DIR ...] \
+      [--truth cohort/truth.json] [--out t.csv]
 
-Per run (a probe job's workdir): out-of-fold r for age, BMI and visceral fat (within
+One row per primary feature set (each input, all tasks fused, no ablation) of each
+run (a probe job's workdir; a NAME prefixes its rows): out-of-fold r for age, BMI and visceral fat (within
 test folds, and in the published form: pooled per seed, mean over seeds),
 targets significant after Benjamini–Hochberg, body systems with at least one
 significant independent gain over the covariates (men, women) and, given the
@@ -26,9 +27,8 @@ from gait_jax.probing import stats
 HEADLINE_TARGETS = ("age", "bmi", "visceral_fat")
 
 
-def headline(run_dir: str | pathlib.Path, truth: dict | None = None) -> dict[str, object]:
-  """One row of the headline table for a probe workdir."""
-  targets = pd.read_parquet(pathlib.Path(run_dir) / "results" / "targets.parquet")
+def headline(targets: pd.DataFrame, truth: dict | None = None) -> dict[str, object]:
+  """One row of the headline table from one feature set's targets table."""
   every = targets[targets["subset"] == "all"].set_index("target")
   tested = every[every["status"] == "ok"]
   row: dict[str, object] = {}
@@ -54,21 +54,35 @@ def headline(run_dir: str | pathlib.Path, truth: dict | None = None) -> dict[str
   return row
 
 
+def headlines(run_dir: str | pathlib.Path, truth: dict | None = None
+              ) -> dict[str, dict[str, object]]:
+  """Rows of the headline table for a probe workdir: one per primary feature set."""
+  targets = pd.read_parquet(pathlib.Path(run_dir) / "results" / "targets.parquet")
+  if "features" not in targets:  # a run from before feature sets
+    return {"embedding": headline(targets, truth)}
+  primary = targets[(targets["task"] == "fused") & (targets["ablation"] == "none")]
+  return {str(name): headline(part, truth)
+          for name, part in primary.groupby("features", sort=False)}
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--run", action="append", required=True, metavar="NAME=DIR",
-                      help="a probe workdir, named (repeatable)")
+  parser.add_argument("--run", action="append", required=True, metavar="[NAME=]DIR",
+                      help="a probe workdir (repeatable); NAME prefixes its rows")
   parser.add_argument("--truth", help="the synthetic cohort's truth.json")
   parser.add_argument("--out", help="write the table here (CSV)")
   args = parser.parse_args(argv)
   truth = json.loads(pathlib.Path(args.truth).read_text()) if args.truth else None
   rows = {}
   for spec in args.run:
-    name, _, run_dir = spec.partition("=")
-    if not run_dir:
-      parser.error(f"--run {spec!r}: expected NAME=DIR")
-    rows[name] = headline(run_dir, truth)
+    name, _, run_dir = spec.rpartition("=")
+    if not (pathlib.Path(run_dir) / "results" / "targets.parquet").is_file():
+      parser.error(f"--run {spec!r}: {run_dir} has no results/targets.parquet")
+    found = headlines(run_dir, truth)
+    for features, row in found.items():
+      label = features if not name else name if len(found) == 1 else f"{name}/{features}"
+      rows[label] = row
   table = pd.DataFrame.from_dict(rows, orient="index")
   with pd.option_context("display.width", 160, "display.max_columns", 20,
                          "display.float_format", "{:.3f}".format):

@@ -4,23 +4,37 @@
       --config.embeddings=E.parquet --config.phenotypes=P.parquet \
       [--config.dictionary=D.csv] [--config.covariates=age,sex,bmi]
 
-Writes W/results/targets.parquet (+ .csv; one row per target × subset "all", "male",
-"female"), W/results/systems.csv, W/results/calibration.csv (the null scale λ of
-every test) and W/probe_report.csv (every target or participant not scored, with the
-reason), and prints a summary. The protocol (`protocol.py`) says which models are
-fitted on which folds; the scores and tests are in `stats.py`.
+The run scores one or more feature sets on the same participants and folds
+(`tables.feature_sets`): each input table (`config.embeddings`, named `config.name`,
+then `config.inputs` "name=path,..."), each task alone and fused
+(`config.tasks=each`), each ablation in the table (`config.ablation=each`). Writes
+
+  W/results/targets.parquet (+ .csv)  one row per feature set × subset ("all", "male",
+                                      "female") × target: scores, intervals, tests
+  W/results/systems.csv               per feature set × body system × subset
+  W/results/comparisons.csv           pairs of feature sets per target (`config.compare`):
+                                      Δ score and a participant-level paired test, BH
+  W/results/roc.csv                   ROC curves of `config.curves` (e.g. sex) per set
+  W/results/calibration.csv           the null scale λ of every test
+  W/probe_report.csv                  every target or participant not scored, and why
+
+and prints a summary. The protocol (`protocol.py`) says which models are fitted on
+which folds; the scores and tests are in `stats.py`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 
 import ml_collections
 import numpy as np
 import pandas as pd
+from sklearn import metrics
 
-from gait_jax import progress, sharding
+from gait_jax import progress, sharding, tracking
+from gait_jax.errors import InputError
 from gait_jax.probing import engine, protocol as protocol_lib, stats, tables
 
 NULL_PREFIX = "__null_"
@@ -123,16 +137,110 @@ def _cross_validate(views: dict[str, pd.DataFrame], extra: pd.DataFrame | None,
     return np.nanmean(np.stack(preds), axis=0), converged
 
 
+def _inputs(config: ml_collections.ConfigDict) -> list[tuple[str, str]]:
+  """(name, path) of every input table: config.embeddings first, then config.inputs."""
+  if not config.embeddings:
+    raise InputError("config.embeddings (an embed or features job's table) is required")
+  out = [(str(config.name), str(config.embeddings))]
+  for spec in _as_tuple(config.inputs):
+    name, _, path = spec.partition("=")
+    if not path or not name:
+      raise InputError(f"config.inputs entry {spec!r}: expected NAME=PATH")
+    out.append((name.strip(), path.strip()))
+  return out
+
+
+def _pairs(config: ml_collections.ConfigDict, sets: list[tables.FeatureSet]
+           ) -> list[tuple[str, str]]:
+  """The (a, b) feature sets compared per target: "reference" = the first set against
+  every other, "" = none, or explicit "a:b" pairs."""
+  ids = [s.id for s in sets]
+  if config.compare == "reference":
+    return [(ids[0], other) for other in ids[1:]]
+  pairs = []
+  for spec in _as_tuple(config.compare):
+    a, _, b = spec.partition(":")
+    # Set ids may contain ":" (ablations such as "zero:legs"): split at a known id.
+    for i in range(len(spec)):
+      if spec[i] == ":" and spec[:i] in ids and spec[i + 1:] in ids:
+        a, b = spec[:i], spec[i + 1:]
+    if a not in ids or b not in ids:
+      raise InputError(f"config.compare entry {spec!r}: expected A:B with feature sets from "
+                       f"{ids}")
+    pairs.append((a, b))
+  return pairs
+
+
+@dataclasses.dataclass
+class _Data:
+  """What every fit of a run shares."""
+  ids: np.ndarray
+  y: np.ndarray
+  binary: np.ndarray
+  names: list[str]
+  side: pd.DataFrame
+  covariates: list[str]
+  proto: protocol_lib.Protocol
+  reasons: dict[str, list[str | None]]
+  settings: engine.Settings
+
+
+def _fit(data: _Data, fit: protocol_lib.Fit, views: tables.Views | None
+         ) -> tuple[np.ndarray, np.ndarray]:
+  """(f32[S, n_rows, K] out-of-fold predictions of one model family, bool[K] whether
+  some fit did not converge); NaN for targets the fold guard excluded."""
+  mask = data.proto.subsets[fit.rows]
+  fit_ids = data.ids[mask]
+  ok = np.array([r is None for r in data.reasons[fit.rows]])
+  pred = np.full((data.proto.folds[fit.rows].shape[0], len(fit_ids), len(data.names)),
+                 np.nan, np.float32)
+  unconverged = np.zeros(len(data.names), bool)
+  cov = data.covariates if fit.uses_covariates else []
+  # A target that is itself a covariate is left out of its own inputs.
+  by_excluded: dict[str | None, list[int]] = {}
+  for j in np.flatnonzero(ok):
+    by_excluded.setdefault(data.names[j] if data.names[j] in cov else None, []).append(j)
+  for drop, cols in by_excluded.items():
+    use = [c for c in cov if c != drop]
+    extra = data.side.loc[fit_ids, use] if use else None
+    fit_views = views.frames if fit.uses_embedding else (
+        {"covariates": extra} if extra is not None else {})
+    if not fit_views:
+      continue
+    pred[:, :, cols], converged = _cross_validate(
+        fit_views, extra if fit.uses_embedding else None, fit_ids, data.y[mask][:, cols],
+        data.binary[cols], data.proto.folds[fit.rows], data.settings)
+    unconverged[cols] |= ~converged
+  return pred, unconverged
+
+
+def _calibrated(z: np.ndarray, binary: np.ndarray, is_null: np.ndarray, test: str,
+                meta: dict[str, object]) -> tuple[np.ndarray, np.ndarray, dict, list[dict]]:
+  """(p f64[K], λ per target, λ per kind, calibration rows) of statistics z, each kind
+  scaled by the variance of its simulated null targets' z."""
+  lam, rows = {}, []
+  for kind, mask in (("continuous", ~binary), ("binary", binary)):
+    null = mask & is_null
+    lam[kind] = stats.null_scale(z[null])
+    rows.append({**meta, "test": f"{test}{kind}", "null_scale": lam[kind],
+                 "null_targets": int(null.sum())})
+  p = np.where(binary, stats.calibrated_p(z, lam["binary"]),
+               stats.calibrated_p(z, lam["continuous"]))
+  return p, np.where(binary, lam["binary"], lam["continuous"]), lam, rows
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
   """Runs the probe; returns the targets table (also written to workdir/results)."""
   report = tables.Report()
-  views = tables.embedding_views(config.embeddings, _as_tuple(config.tasks),
-                                 config.ablation, config.fusion, report)
+  sets = tables.feature_sets(_inputs(config), str(config.tasks), str(config.ablation),
+                             str(config.fusion), report)
+  pairs = _pairs(config, sets)
   raw = tables.read_table(config.phenotypes, "phenotype")
   dictionary = tables.read_table(config.dictionary, "dictionary") if config.dictionary else None
   ph = tables.phenotypes(raw, config.phenotypes, dictionary, config.id_column, report)
-  feature_ids = pd.Index(sorted(set().union(*[set(f.index) for f in views.frames.values()])))
-  ids = np.asarray(tables.align(feature_ids, ph.values.index, config.embeddings,
+  feature_ids = pd.Index(sorted(set().union(*[set(f.index) for s in sets
+                                              for f in s.views.frames.values()])))
+  ids = np.asarray(tables.align(feature_ids, ph.values.index, str(config.embeddings),
                                 config.phenotypes, report))
   meta = ph.meta.reset_index(drop=True)
   names = list(meta["target"])
@@ -145,6 +253,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
   binary = np.concatenate([binary_real, binary_null])
   all_names = names + [f"{NULL_PREFIX}{j}" for j in range(y_null.shape[1])]
   is_null = np.arange(len(all_names)) >= n_real
+  systems = list(meta["system"]) + ["null"] * len(binary_null)
 
   # Covariates and sex come from the phenotype table itself (dictionary or not).
   side = raw[~raw[config.id_column].astype(str).duplicated(keep=False)].copy()
@@ -175,118 +284,182 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
     if proto.rows_for(subset) not in proto.folds:
       report.add("subset", subset, f"fewer participants than {config.n_folds} folds; not "
                  "scored")
+  data = _Data(ids, y, binary, all_names, side, covariates, proto, reasons, settings)
 
-  predictions = {}
-  unconverged = {rows: np.zeros(len(all_names), bool) for rows in proto.folds}
-  with progress.bar(total=len(proto.fits), desc="probe", unit="fit") as bar:
-    for fit in proto.fits:
-      bar.set_postfix_str(f"{fit.model} on {fit.rows}")
-      mask = proto.subsets[fit.rows]
-      fit_ids = ids[mask]
-      ok = np.array([r is None for r in reasons[fit.rows]])
-      pred = np.full((proto.folds[fit.rows].shape[0], len(fit_ids), len(all_names)), np.nan,
-                     np.float32)
-      cov = covariates if fit.uses_covariates else []
-      # A target that is itself a covariate is left out of its own inputs.
-      by_excluded: dict[str | None, list[int]] = {}
-      for j in np.flatnonzero(ok):
-        by_excluded.setdefault(all_names[j] if all_names[j] in cov else None, []).append(j)
-      for drop, cols in by_excluded.items():
-        use = [c for c in cov if c != drop]
-        extra = side.loc[fit_ids, use] if use else None
-        fit_views = views.frames if fit.uses_embedding else (
-            {"covariates": extra} if extra is not None else {})
-        if not fit_views:
-          continue
-        pred[:, :, cols], converged = _cross_validate(
-            fit_views, extra if fit.uses_embedding else None, fit_ids, y[mask][:, cols],
-            binary[cols], proto.folds[fit.rows], settings)
-        unconverged[fit.rows][cols] |= ~converged
-      predictions[fit] = pred
+  # Every feature set gets the embedding-only model; the primary sets (fused, unablated)
+  # also the model with covariates; the covariates-only model is fitted once.
+  jobs: list[tuple[str | None, protocol_lib.Fit]] = []
+  for fit in proto.fits:
+    if fit.model == "base":
+      jobs.append((None, fit))
+    else:
+      jobs += [(s.id, fit) for s in sets if fit.model == "embedding" or s.primary]
+  by_id = {s.id: s for s in sets}
+  predictions, unconverged = {}, {}
+  with progress.bar(total=len(jobs), desc="probe", unit="fit") as bar:
+    for set_id, fit in jobs:
+      bar.set_postfix_str(f"{set_id or 'covariates'}: {fit.model} on {fit.rows}")
+      predictions[set_id, fit], bad = _fit(data, fit, by_id[set_id].views if set_id else None)
+      unconverged[set_id, fit.rows] = unconverged.get((set_id, fit.rows), False) | bad
       bar.update()
 
-  frames_out, calibration = [], []
+  frames_out, calibration, comparisons, curves = [], [], [], []
+  logits = binary & (settings.binary_model == "logistic")
+  curve_targets = [t for t in _as_tuple(config.curves) if t in all_names]
   for subset in proto.subsets:
     rows, mine, folds = proto.scoring(subset)
     if rows not in proto.folds:
       continue
     y_sub = y[proto.subsets[subset]]
 
-    def scored(model, y_sub=y_sub, rows=rows, mine=mine, folds=folds):
-      pred = predictions[protocol_lib.Fit(rows, model)][:, mine]
-      sc = stats.fold_scores(y_sub, pred, folds, binary)
-      return pred, sc
+    def oof(set_id, model, rows=rows, mine=mine):
+      return predictions[set_id, protocol_lib.Fit(rows, model)][:, mine]
 
-    pred, sc = scored("embedding")
-    lam = {}
-    for kind, mask in (("continuous", ~binary), ("binary", binary)):
-      null = mask & is_null
-      lam[kind] = stats.null_scale(sc["z"][null])
-      calibration.append({"subset": subset, "test": kind, "null_scale": lam[kind],
-                          "null_targets": int(null.sum())})
-    lam_k = np.where(binary, lam["binary"], lam["continuous"])
-    p = np.where(binary, stats.calibrated_p(sc["z"], lam["binary"]),
-                 stats.calibrated_p(sc["z"], lam["continuous"]))
-    r_lo, r_hi = stats.r_interval(sc["r"], sc["n_eff"], lam["continuous"])
-    n_pos = sc["n_positive"]
-    a_lo, a_hi = stats.auc_interval(sc["auc"], n_pos, sc["n"] - n_pos, lam["binary"])
-    df = pd.DataFrame({
-        "target": all_names, "system": list(meta["system"]) + ["null"] * len(binary_null),
-        "kind": np.where(binary, "binary", "continuous"), "subset": subset,
-        "n": sc["n"], "n_positive": n_pos, "r": sc["r"], "r_ci_low": r_lo,
-        "r_ci_high": r_hi, "r2": sc["r2"], "mae": sc["mae"], "auc": sc["auc"],
-        "auc_ci_low": a_lo, "auc_ci_high": a_hi, "z": sc["z"], "null_scale": lam_k, "p": p,
-        "score": np.where(binary, sc["auc"], sc["r"]),
-        "r_seed_mean": sc["r_seed_mean"], "r_seed_sd": sc["r_seed_sd"],
-        "auc_seed_mean": sc["auc_seed_mean"], "auc_seed_sd": sc["auc_seed_sd"]})
-    why = [r or ("logistic fit did not converge" if bad else None)
-           for r, bad in zip(reasons[rows], unconverged[rows])]
-    unscored = np.array([w is not None for w in why]) | ~np.isfinite(df["score"].to_numpy())
-    df["status"] = np.where(unscored, "excluded", "ok")
-    df.loc[unscored, [c for c in df.columns if c not in ("target", "system", "kind", "subset",
-                                                         "n", "status")]] = np.nan
-    if covariates:
-      base, sb = scored("base")
-      full, sf = scored("full")
-      df["score_base"] = np.where(binary, sb["auc"], sb["r"])
-      df["score_full"] = np.where(binary, sf["auc"], sf["r"])
-      df["r_base"], df["r_full"] = sb["r"], sf["r"]
-      df["auc_base"], df["auc_full"] = sb["auc"], sf["auc"]
-      df["gain"] = df["score_full"] - df["score_base"]
-      logits = binary & (settings.binary_model == "logistic")
-      gain_z = stats.mean_z(stats.loss_difference(y_sub, base, full, logits))
-      gain_p = np.full(len(all_names), np.nan)
-      for kind, mask in (("continuous", ~binary), ("binary", binary)):
-        null = mask & is_null
-        scale = stats.null_scale(gain_z[null])
-        calibration.append({"subset": subset, "test": f"gain_{kind}", "null_scale": scale,
-                            "null_targets": int(null.sum())})
-        gain_p[mask] = stats.calibrated_p(gain_z[mask], scale)
-      ok = ~unscored & np.isfinite(df["gain"].to_numpy())
-      df["gain_z"] = np.where(ok, gain_z, np.nan)
-      df["gain_p"] = np.where(ok, gain_p, np.nan)
-    real = df.iloc[:n_real].copy()
-    real["q"], real["significant"] = stats.fdr(real["p"].to_numpy(), config.q)
-    if covariates:
-      real["gain_q"], real["gain_significant"] = stats.fdr(real["gain_p"].to_numpy(), config.q)
-    for j in np.flatnonzero(unscored[:n_real]):
-      report.add("target", names[j], f"not scored in subset {subset}: "
-                 f"{why[j] or 'no finite out-of-fold prediction'}")
-    frames_out.append(real)
+    scored = {}
+    for fs in sets:
+      pred = oof(fs.id, "embedding")
+      sc = stats.fold_scores(y_sub, pred, folds, binary)
+      key = {"features": fs.id, "subset": subset}
+      p, lam_k, lam, cal = _calibrated(sc["z"], binary, is_null, "", key)
+      calibration += cal
+      r_lo, r_hi = stats.r_interval(sc["r"], sc["n_eff"], lam["continuous"])
+      n_pos = sc["n_positive"]
+      a_lo, a_hi = stats.auc_interval(sc["auc"], n_pos, sc["n"] - n_pos, lam["binary"])
+      df = pd.DataFrame({
+          "features": fs.id, "input": fs.input, "task": fs.task, "ablation": fs.ablation,
+          "target": all_names, "system": systems,
+          "kind": np.where(binary, "binary", "continuous"), "subset": subset,
+          "n": sc["n"], "n_positive": n_pos, "r": sc["r"], "r_ci_low": r_lo,
+          "r_ci_high": r_hi, "r2": sc["r2"], "mae": sc["mae"], "auc": sc["auc"],
+          "auc_ci_low": a_lo, "auc_ci_high": a_hi, "z": sc["z"], "null_scale": lam_k,
+          "p": p, "score": np.where(binary, sc["auc"], sc["r"]),
+          "r_seed_mean": sc["r_seed_mean"], "r_seed_sd": sc["r_seed_sd"],
+          "auc_seed_mean": sc["auc_seed_mean"], "auc_seed_sd": sc["auc_seed_sd"]})
+      bad = unconverged[fs.id, rows] | (unconverged[None, rows] if fs.primary and
+                                        (None, rows) in unconverged else False)
+      why = [r or ("logistic fit did not converge" if b else None)
+             for r, b in zip(reasons[rows], np.broadcast_to(bad, len(all_names)))]
+      unscored = np.array([w is not None for w in why]) | ~np.isfinite(df["score"].to_numpy())
+      df["status"] = np.where(unscored, "excluded", "ok")
+      keep = ("features", "input", "task", "ablation", "target", "system", "kind", "subset",
+              "n", "status")
+      df.loc[unscored, [c for c in df.columns if c not in keep]] = np.nan
+      if covariates:
+        df = _gain(df, fs, *((oof(None, "base"), oof(fs.id, "full")) if fs.primary else
+                             (None, None)),
+                   y_sub, folds, binary, logits, is_null, unscored, key, calibration)
+      scored[fs.id] = (df, pred)
+      real = df.iloc[:n_real].copy()
+      real["q"], real["significant"] = stats.fdr(real["p"].to_numpy(), config.q)
+      if "gain_p" in real:
+        real["gain_q"], real["gain_significant"] = stats.fdr(real["gain_p"].to_numpy(),
+                                                             config.q)
+      for j in np.flatnonzero(unscored[:n_real]):
+        report.add("target", names[j], f"not scored in subset {subset} ({fs.id}): "
+                   f"{why[j] or 'no finite out-of-fold prediction'}")
+      frames_out.append(real)
+      for target in curve_targets:
+        j = all_names.index(target)
+        if binary[j] and not unscored[j]:
+          curves.append(_roc(y_sub[:, j], pred[:, :, j], {**key, "task": fs.task,
+                                                          "ablation": fs.ablation,
+                                                          "target": target}))
+    for a, b in pairs:
+      comparisons.append(_compare(a, b, scored, y_sub, logits, binary, is_null, n_real,
+                                  subset, config.q, calibration))
   if not frames_out:
     raise ValueError("no subset could be scored")
   targets = pd.concat(frames_out, ignore_index=True)
-  systems = tables.systems_table(targets)
 
   out = os.path.join(workdir, "results")
   os.makedirs(out, exist_ok=True)
   targets.to_parquet(os.path.join(out, "targets.parquet"), index=False)
   targets.to_csv(os.path.join(out, "targets.csv"), index=False)
-  systems.to_csv(os.path.join(out, "systems.csv"), index=False)
-  pd.DataFrame(calibration).to_csv(os.path.join(out, "calibration.csv"), index=False)
+  tables.systems_table(targets).to_csv(os.path.join(out, "systems.csv"), index=False)
+  calibration = pd.DataFrame(calibration)
+  calibration.to_csv(os.path.join(out, "calibration.csv"), index=False)
+  if comparisons:
+    pd.concat(comparisons, ignore_index=True).to_csv(os.path.join(out, "comparisons.csv"),
+                                                     index=False)
+  if curves:
+    pd.concat(curves, ignore_index=True).to_csv(os.path.join(out, "roc.csv"), index=False)
   report.frame().to_csv(os.path.join(workdir, "probe_report.csv"), index=False)
-  _summary(targets, pd.DataFrame(calibration), report, len(ids), config.q)
+  _summary(targets, calibration, report, len(ids), config.q)
+  with tracking.start(config, workdir, "probe") as tracker:
+    tested = targets[targets["status"] == "ok"]
+    tracker.summary({"participants": len(ids), "targets_tested": tested["target"].nunique(),
+                     "report_rows": len(report.rows), "feature_sets": len(sets),
+                     **{f"significant/{f}/{s}": int(part["significant"].sum())
+                        for (f, s), part in tested.groupby(["features", "subset"])}})
+    tracker.table("systems", tables.systems_table(targets))
+    tracker.table("calibration", calibration)
+    # Per-target tables (thousands of rows) go as files: a wandb.Table that size takes
+    # longer to build than the probe.
+    tracker.artifact("probe_results", "results", out)
+    excluded = report.frame().groupby(["scope", "reason"]).size().rename("count")
+    tracker.table("excluded", excluded.reset_index())
   return targets
+
+
+def _gain(df: pd.DataFrame, fs: tables.FeatureSet, base: np.ndarray, full: np.ndarray,
+          y_sub: np.ndarray, folds: np.ndarray, binary: np.ndarray, logits: np.ndarray,
+          is_null: np.ndarray, unscored: np.ndarray, key: dict[str, object],
+          calibration: list[dict]) -> pd.DataFrame:
+  """The gain of a primary feature set over the covariates: scores of the base
+  (covariates) and full (both) models and the participant-level test of their
+  out-of-fold losses. NaN columns for the other feature sets."""
+  if not fs.primary:
+    return df.assign(**{c: np.nan for c in (
+        "score_base", "score_full", "r_base", "r_full", "auc_base", "auc_full", "gain",
+        "gain_z", "gain_p")})
+  sb = stats.fold_scores(y_sub, base, folds, binary)
+  sf = stats.fold_scores(y_sub, full, folds, binary)
+  df["score_base"] = np.where(binary, sb["auc"], sb["r"])
+  df["score_full"] = np.where(binary, sf["auc"], sf["r"])
+  df["r_base"], df["r_full"] = sb["r"], sf["r"]
+  df["auc_base"], df["auc_full"] = sb["auc"], sf["auc"]
+  df["gain"] = df["score_full"] - df["score_base"]
+  gain_z = stats.mean_z(stats.loss_difference(y_sub, base, full, logits))
+  gain_p, _, _, cal = _calibrated(gain_z, binary, is_null, "gain_", key)
+  calibration += cal
+  ok = ~unscored & np.isfinite(df["gain"].to_numpy())
+  df["gain_z"] = np.where(ok, gain_z, np.nan)
+  df["gain_p"] = np.where(ok, gain_p, np.nan)
+  return df
+
+
+def _roc(y: np.ndarray, pred: np.ndarray, key: dict[str, object]) -> pd.DataFrame:
+  """ROC curve points of one binary target: the out-of-fold predictions averaged over
+  seeds, pooled over the subset's participants."""
+  with warnings.catch_warnings():  # participants without the feature set stay NaN
+    warnings.simplefilter("ignore", RuntimeWarning)
+    score = np.nanmean(pred, axis=0)
+  ok = np.isfinite(y) & np.isfinite(score)
+  fpr, tpr, _ = metrics.roc_curve(y[ok], score[ok])
+  auc = metrics.roc_auc_score(y[ok], score[ok])
+  return pd.DataFrame({**key, "fpr": fpr, "tpr": tpr, "auc": auc})
+
+
+def _compare(a: str, b: str, scored: dict, y_sub: np.ndarray, logits: np.ndarray,
+             binary: np.ndarray, is_null: np.ndarray, n_real: int, subset: str, q: float,
+             calibration: list[dict]) -> pd.DataFrame:
+  """Paired comparison of feature sets a and b per target on the same folds: Δ score
+  (a − b) and a participant-level test of the out-of-fold losses (> 0: a predicts
+  better), calibrated by the null targets' comparisons; BH over the real targets."""
+  (da, pa), (db, pb) = scored[a], scored[b]
+  z = stats.mean_z(stats.loss_difference(y_sub, pb, pa, logits))
+  p, lam_k, _, cal = _calibrated(z, binary, is_null, "compare_",
+                                 {"features": f"{a} vs {b}", "subset": subset})
+  calibration += cal
+  ok = (da["status"] == "ok").to_numpy() & (db["status"] == "ok").to_numpy() & np.isfinite(z)
+  out = pd.DataFrame({
+      "a": a, "b": b, "subset": subset, "target": da["target"], "system": da["system"],
+      "kind": da["kind"], "metric": np.where(binary, "auc", "r"),
+      "score_a": da["score"], "score_b": db["score"], "delta": da["score"] - db["score"],
+      "z": np.where(ok, z, np.nan), "null_scale": lam_k, "p": np.where(ok, p, np.nan),
+      "n": np.minimum(da["n"], db["n"])}).iloc[:n_real]
+  out["q"], out["significant"] = stats.fdr(out["p"].to_numpy(), q)
+  return out
 
 
 def _summary(targets: pd.DataFrame, calibration: pd.DataFrame, report: tables.Report, n: int,
@@ -294,14 +467,20 @@ def _summary(targets: pd.DataFrame, calibration: pd.DataFrame, report: tables.Re
   tested = targets[targets["status"] == "ok"]
   print(f"probe: {n} participants, {tested['target'].nunique()} targets tested, "
         f"{len(report.rows)} report rows, BH q = {q}")
-  cols = ["subset", "tested", "significant"] + (
+  cols = ["features", "subset", "tested", "significant"] + (
       ["gain_significant"] if "gain_significant" in targets else [])
   print("  ".join(f"{c:>16s}" for c in cols))
-  for subset, part in tested.groupby("subset", sort=False):
-    vals = [subset, len(part), int(part["significant"].sum())]
+  for (features, subset), part in tested.groupby(["features", "subset"], sort=False):
+    vals = [features, subset, len(part), int(part["significant"].sum())]
     if "gain_significant" in part:
-      vals.append(int(part["gain_significant"].sum()))
+      gained = part["gain_significant"]
+      vals.append(int(gained.sum()) if gained.notna().any() else "-")
     print("  ".join(f"{str(v):>16s}" for v in vals))
-  lam = ", ".join(f"{r.subset}/{r.test} {r.null_scale:.2f}" for r in calibration.itertuples()
+  first = calibration[calibration["features"] == targets["features"].iloc[0]]
+  lam = ", ".join(f"{r.subset}/{r.test} {r.null_scale:.2f}" for r in first.itertuples()
                   if np.isfinite(r.null_scale))
-  print(f"null scale λ (calibration of the tests by simulated null targets): {lam}")
+  every = calibration["null_scale"].dropna()
+  print(f"null scale λ (calibration of the tests by simulated null targets), "
+        f"{targets['features'].iloc[0]}: {lam}" + (
+            f"; all {len(every)} tests {every.min():.2f}–{every.max():.2f} "
+            "(results/calibration.csv)" if calibration["features"].nunique() > 1 else ""))

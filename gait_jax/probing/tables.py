@@ -49,42 +49,118 @@ class Views:
   frames: dict[str, pd.DataFrame]
 
 
-def embedding_views(path: str, tasks: tuple[str, ...], ablation: str, fusion: str,
-                    report: Report) -> Views:
-  """Per-participant feature matrices from an embeddings/features table (`schema`).
+# The task label of a feature set that uses every (selected) task together.
+FUSED = "fused"
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSet:
+  """One input scored by the probe: a table's rows of one ablation and tasks.
+
+  id: "<input>", "<input>/<task>", "<input>/<ablation>" or "<input>/<task>/<ablation>"
+  (task FUSED and ablation "none" are left out). primary: the input's fused,
+  unablated set, the one whose gain over the covariates is also fitted.
+  """
+  id: str
+  input: str
+  task: str
+  ablation: str
+  views: Views
+
+  @property
+  def primary(self) -> bool:
+    return self.task == FUSED and self.ablation == schema.NO_ABLATION
+
+
+def _set_id(name: str, task: str, ablation: str) -> str:
+  parts = [name] + ([task] if task != FUSED else []) + (
+      [ablation] if ablation != schema.NO_ABLATION else [])
+  return "/".join(parts)
+
+
+def _choices(value: str, present: list[str], what: str, path: str, report: Report
+             ) -> list[str]:
+  """"each" → everything present; "a,b" → those present (the others reported)."""
+  if value == "each":
+    return present
+  wanted = [v.strip() for v in value.split(",") if v.strip()]
+  for v in wanted:
+    if v not in present:
+      report.add("input", v, f"{what} not in {path}")
+  return [v for v in wanted if v in present]
+
+
+def feature_sets(inputs: list[tuple[str, str]], tasks: str, ablation: str, fusion: str,
+                 report: Report) -> list[FeatureSet]:
+  """The feature sets of a probe run, the first input's fused unablated set first.
+
+  Args:
+    inputs: (name, path) of `schema` tables (embed or features job, or any
+      participant_id + numeric columns table).
+    tasks: "" (every task, fused), "a,b" (those, fused) or "each" (every task alone,
+      and all of them fused).
+    ablation: "none", "a,b" or "each" (every ablation in the table, "none" first);
+      an input without a requested ablation (engineered features) scores "none".
+    fusion: how several tasks are fused: "concat" (one wide row per person) or
+      "average" (a model per task, out-of-fold predictions averaged per person).
+  """
+  if fusion not in ("concat", "average"):
+    raise InputError(f"fusion={fusion!r}; expected 'concat' or 'average'")
+  out: list[FeatureSet] = []
+  for i, (name, path) in enumerate(inputs):
+    t, features = schema.read_table(path)
+    present = sorted(t[schema.TASK].unique())
+    selected = present if tasks in ("", "each") else _choices(tasks, present, "task", path,
+                                                              report)
+    task_sets = [(FUSED, selected)]
+    if tasks == "each" and len(present) > 1:
+      task_sets += [(task, [task]) for task in present]
+    ablations = list(dict.fromkeys([schema.NO_ABLATION] + list(t[schema.ABLATION].unique())))
+    ablations = [a for a in ablations if a in set(t[schema.ABLATION])]
+    if ablation == "each":
+      chosen = ablations
+    elif i == 0:
+      chosen = _choices(ablation, ablations, "ablation", path, report)
+    else:
+      chosen = [a for a in ablation.split(",") if a in ablations] or ablations[:1]
+    if not chosen or not selected:
+      raise InputError(f"embeddings file {path!r} has no rows with ablation {ablation!r} "
+                       f"and tasks {tasks or 'any'!r}")
+    for abl in chosen:
+      part = t[t[schema.ABLATION] == abl]
+      for task, use in task_sets:
+        views = _views(part[part[schema.TASK].isin(use)], features, path, fusion, report)
+        out.append(FeatureSet(_set_id(name, task, abl), name, task, abl, views))
+  ids = [s.id for s in out]
+  if len(set(ids)) != len(ids):
+    raise InputError(f"feature set names repeat: {ids}")
+  return out
+
+
+def _views(t: pd.DataFrame, features: list[str], path: str, fusion: str, report: Report
+           ) -> Views:
+  """Per-participant feature matrices of one ablation's rows.
 
   concat: tasks pivoted into one wide row per person ("<task>/<feature>"), NaN where a
   person lacks a task (imputed later, inside training folds). average: one matrix per
   task, over the people who have it. A table without a task column is one view.
   """
-  t, features = schema.read_table(path)
-  t = t[t[schema.ABLATION] == ablation]
-  if not len(t):
-    raise InputError(f"embeddings file {path!r} has no rows with ablation {ablation!r}")
-  present = sorted(t[schema.TASK].unique())
-  use = list(tasks) if tasks else present
-  for task in use:
-    if task not in present:
-      report.add("input", task, f"task not in embeddings file {path}")
-  t = t[t[schema.TASK].isin(use)]
   bad = [c for c in features if not pd.api.types.is_numeric_dtype(t[c])]
   for c in bad:
-    report.add("input", c, "non-numeric embedding column")
+    report.add("input", c, f"non-numeric embedding column in {path}")
   features = [c for c in features if c not in bad]
   if not features or not len(t):
     raise InputError(f"embeddings file {path!r} has no usable feature columns / tasks")
   keys = [schema.PARTICIPANT, schema.TASK]
   dup = t.duplicated(keys, keep="first")
   for pid, task in t.loc[dup, keys].itertuples(index=False):
-    report.add("participant", pid, f"duplicate embedding row for task {task!r}; first kept")
+    report.add("participant", pid, f"duplicate row for task {task!r} in {path}; first kept")
   t = t[~dup]
   frames = {}
   for task, part in t.groupby(schema.TASK, sort=True):
     frames[str(task)] = part.set_index(schema.PARTICIPANT)[features].astype(np.float64)
   if fusion == "average" or len(frames) == 1:
     return Views(frames)
-  if fusion != "concat":
-    raise InputError(f"fusion={fusion!r}; expected 'concat' or 'average'")
   wide = pd.concat(dict(frames.items()), axis=1)
   wide.columns = [f"{task}/{c}" for task, c in wide.columns]
   return Views({"concat": wide})
@@ -117,12 +193,13 @@ def phenotypes(table: pd.DataFrame, path: str, dictionary: pd.DataFrame | None,
       meta["system"] = "unassigned"
     if "is_covariate" not in meta:
       meta["is_covariate"] = False
+    columns, listed = set(t.columns), set(meta["target"])
     for name in meta["target"]:
-      if name not in t.columns:
+      if name not in columns:
         report.add("target", name, "in the dictionary but not in the phenotype table")
-    meta = meta[meta["target"].isin(t.columns)]
+    meta = meta[meta["target"].isin(columns)]
     for name in t.columns:
-      if name not in set(meta["target"]):
+      if name not in listed:
         report.add("target", name, "not in the dictionary; not probed")
   else:
     meta = pd.DataFrame({"target": [str(c) for c in t.columns], "system": "unassigned",
@@ -178,11 +255,12 @@ def align(ids_features: pd.Index, ids_phenotypes: pd.Index, features_path: str,
 
 
 def systems_table(targets: pd.DataFrame) -> pd.DataFrame:
-  """Per body system × subset: targets tested, significant, and gain-significant."""
+  """Per feature set × body system × subset: targets tested, significant, and
+  gain-significant."""
   tested = targets[targets["status"] == "ok"]
   agg = {"targets": ("target", "size"), "significant": ("significant", "sum"),
          "median_score": ("score", "median")}
   if "gain_significant" in tested:
     agg["gain_significant"] = ("gain_significant", "sum")
-  out = tested.groupby(["system", "subset"], sort=True).agg(**agg).reset_index()
+  out = tested.groupby(["features", "system", "subset"], sort=False).agg(**agg).reset_index()
   return out

@@ -197,3 +197,79 @@ def test_user_error_prints_one_line_without_traceback(tmp_path):
                            "--workdir", str(tmp_path / "w")], capture_output=True, text=True,
                           cwd=conftest.REPO, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_feature_sets_on_the_same_folds_with_paired_comparisons(tmp_path):
+  """tasks=each + a second input: every task alone, fused, and the engineered table,
+  scored on one set of folds; each compared with the reference per target."""
+  emb, ph, dic = _write_inputs(tmp_path)
+  frame = pd.read_parquet(emb)
+  # A second input that carries none of the signal.
+  noise = frame.copy()
+  feats = [c for c in frame.columns if c.startswith("e")]
+  noise[feats] = np.random.default_rng(1).standard_normal((len(noise), len(feats)))
+  noise.to_parquet(tmp_path / "noise.parquet")
+  config = probe_experiment.get_config("smoke")
+  config.embeddings, config.phenotypes, config.dictionary = emb, ph, dic
+  config.inputs = f"noise={tmp_path / 'noise.parquet'}"
+  config.tasks = "each"
+  config.covariates = "age,sex,bmi"
+  config.null_targets = 20
+  job.run(config, str(tmp_path / "w"))
+  results = tmp_path / "w" / "results"
+  targets = pd.read_parquet(results / "targets.parquet")
+  assert list(dict.fromkeys(targets["features"])) == [
+      "embedding", "embedding/tug", "embedding/walk", "noise", "noise/tug", "noise/walk"]
+  assert set(targets.loc[targets["features"] == "embedding/walk", "task"]) == {"walk"}
+  fused = targets[(targets["features"] == "embedding") & (targets["subset"] == "all")]
+  assert (fused["task"] == "fused").all()
+  # Gains over the covariates for the primary (fused, unablated) sets only.
+  assert targets.loc[targets["features"] == "embedding", "gain"].notna().any()
+  assert targets.loc[targets["features"] == "embedding/walk", "gain"].isna().all()
+  # The signal is found from either task and from the fused set, not from noise.
+  speed = targets[(targets["target"] == "gait_speed") & (targets["subset"] == "all")
+                  ].set_index("features")
+  assert speed.loc["embedding", "r"] > 0.5 and speed.loc["embedding/walk", "r"] > 0.5
+  assert abs(speed.loc["noise", "r"]) < 0.4
+
+  comparisons = pd.read_csv(results / "comparisons.csv")
+  assert set(comparisons["a"]) == {"embedding"}
+  assert set(comparisons["b"]) == {"embedding/tug", "embedding/walk", "noise/tug",
+                                   "noise/walk", "noise"}
+  vs_noise = comparisons[(comparisons["b"] == "noise") & (comparisons["subset"] == "all")
+                         ].set_index("target")
+  row = vs_noise.loc["gait_speed"]
+  assert row["delta"] == pytest.approx(speed.loc["embedding", "r"] - speed.loc["noise", "r"])
+  assert row["z"] > 3 and row["significant"]
+  assert not vs_noise.loc["noise", "significant"]
+  assert set(vs_noise.loc[["gait_speed", "diagnosis"], "metric"]) == {"r", "auc"}
+  # The comparisons' null calibration is recorded.
+  calibration = pd.read_csv(results / "calibration.csv")
+  assert "compare_continuous" in set(calibration["test"])
+
+  roc = pd.read_csv(results / "roc.csv")
+  assert set(roc["target"]) == {"sex"} and set(roc["features"]) >= {"embedding", "noise"}
+  curve = roc[(roc["features"] == "embedding") & (roc["subset"] == "all")]
+  assert curve["fpr"].is_monotonic_increasing and curve["tpr"].iloc[-1] == 1.0
+  systems = pd.read_csv(results / "systems.csv")
+  assert {"features", "system", "subset", "significant"} <= set(systems.columns)
+
+
+def test_ablation_each_scores_every_ablation_and_compares_with_none(tmp_path):
+  emb, ph, dic = _write_inputs(tmp_path)
+  frame = pd.read_parquet(emb)
+  frame = frame[frame["ablation"] == "none"]
+  hidden = frame.assign(ablation="zero:legs")
+  hidden[["e0", "e1"]] = 0.0  # the region that carried the signal is gone
+  pd.concat([frame, hidden]).to_parquet(tmp_path / "ablated.parquet")
+  config = probe_experiment.get_config("smoke")
+  config.embeddings, config.phenotypes, config.dictionary = (
+      str(tmp_path / "ablated.parquet"), ph, dic)
+  config.ablation = "each"
+  config.covariates = ""
+  config.null_targets = 20
+  job.run(config, str(tmp_path / "w"))
+  comparisons = pd.read_csv(tmp_path / "w" / "results" / "comparisons.csv")
+  row = comparisons[(comparisons["b"] == "embedding/zero:legs")
+                    & (comparisons["subset"] == "all")].set_index("target").loc["gait_speed"]
+  assert row["a"] == "embedding" and row["delta"] > 0.3 and row["significant"]
