@@ -27,6 +27,23 @@ def bones(joints: Sequence[str]) -> list[tuple[int, int]]:
   return out
 
 
+def draw_pose(ax, xy: np.ndarray, pairs: Sequence[tuple[int, int]], hidden: np.ndarray,
+              lo: np.ndarray, hi: np.ndarray) -> None:
+  """One skeleton frame on `ax`: bones in grey, joints blue (seen) or red (hidden);
+  xy f[J, 2] drawn up (y already flipped); joints with a NaN coordinate are skipped."""
+  for a, b in pairs:
+    if np.isfinite(xy[[a, b]]).all():
+      ax.plot(xy[[a, b], 0], xy[[a, b], 1], color="0.3", lw=1.1)
+  ok = np.isfinite(xy).all(1)
+  ax.scatter(xy[ok, 0], xy[ok, 1], s=9, zorder=3,
+             c=np.where(np.asarray(hidden, bool)[ok], "tab:red", "tab:blue"))
+  ax.set_xlim(lo[0], hi[0])
+  ax.set_ylim(lo[1], hi[1])
+  ax.set_aspect("equal")
+  ax.set_xticks([])
+  ax.set_yticks([])
+
+
 def reconstruction_figure(target: np.ndarray, reconstruction: np.ndarray,
                           hidden: np.ndarray, joints: Sequence[str],
                           path: pathlib.Path, title: str = "",
@@ -48,16 +65,7 @@ def reconstruction_figure(target: np.ndarray, reconstruction: np.ndarray,
   for row, (name, data) in enumerate((("original", target), ("reconstruction", reconstruction))):
     for col, f in enumerate(frames):
       ax = axes[row, col]
-      xy = data[f, :, :2] * [1, -1]
-      for a, b in pairs:
-        ax.plot(xy[[a, b], 0], xy[[a, b], 1], color="0.3", lw=1.2)
-      ax.scatter(xy[:, 0], xy[:, 1], s=8,
-                 c=np.where(hidden[f], "tab:red", "tab:blue"), zorder=3)
-      ax.set_xlim(lo[0], hi[0])
-      ax.set_ylim(lo[1], hi[1])
-      ax.set_aspect("equal")
-      ax.set_xticks([])
-      ax.set_yticks([])
+      draw_pose(ax, data[f, :, :2] * [1, -1], pairs, hidden[f], lo, hi)
       if row == 0:
         ax.set_title(f"frame {f}", fontsize=8)
       if col == 0:
