@@ -10,12 +10,14 @@ Variants (the argument after ":"):
   smoke  a tiny model for tests: a handful of steps over 32-frame crops.
 Every field is in gait_jax/train/config.py and gait_jax/models/configs.py; override
 any on the command line, e.g. --config.model.dtype=float32.
-Sweeps: `python launch/sweep.py experiments/pretrain_gaitmae.py:small --root runs/sweep`.
+Sweeps: `python launch/sweep.py experiments/pretrain_gaitmae.py:small --root runs/sweep
+[--sweep regions]` (see get_sweep).
 """
 
 import ml_collections
 
 from gait_jax import configs
+from gait_jax.embedding import pooling
 from gait_jax.train import config as train_config
 
 
@@ -28,9 +30,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.wandb.tags = ("gaitmae", variant)
   return c
 
-def get_sweep() -> list[dict[str, object]]:
-  """Masking difficulty × depth × an always-hidden region (body-region ablation)."""
-  return [{"model.masking.regions_hidden": k, "model.depth": depth,
-           "model.masking.always_hide": hide}
-          for k in (3, 4, 5) for depth in (2, 4)
-          for hide in ((), ("left_leg", "right_leg"))]
+def get_sweep(name: str = "masking") -> list[dict[str, object]]:
+  """Sweeps (`launch/sweep.py ... --sweep NAME`):
+    masking  masking difficulty × depth
+    regions  the training-time body-region ablation: one encoder per region that never
+             sees it (`model.masking.always_hide`, also hidden at inference), and one
+             that sees everything; `experiments/ablation.py --config.trained=...`
+             embeds and probes them beside the inference-time ablation.
+  """
+  if name == "masking":
+    return [{"model.masking.regions_hidden": k, "model.depth": depth}
+            for k in (3, 4, 5) for depth in (2, 4)]
+  if name == "regions":
+    return [{"model.masking.always_hide": parts} for _, parts in
+            ((None, ()),) + pooling.DEFAULT_REGIONS]
+  raise ValueError(f"unknown sweep {name!r}; expected 'masking' or 'regions'")

@@ -4,7 +4,8 @@
       --workdir runs/pretrain --config.data.shards=runs/demo/shards [--config.x=y ...]
 
 The config's `job` field picks what runs: "pretrain", "embed" (frozen-encoder
-embeddings), "features" (engineered gait features) or "probe" (phenotype probing). On a multi-host launch (SLURM, a TPU pod, or the
+embeddings), "features" (engineered gait features), "probe" (phenotype probing) or
+"ablation" (body-region importance). On a multi-host launch (SLURM, a TPU pod, or the
 JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID variables) JAX's
 distributed runtime is initialised here, in the main process only: Grain's worker
 processes never run this module's main.
@@ -31,6 +32,7 @@ JOBS = {
     "embed": "gait_jax.embedding.job",
     "features": "gait_jax.features.job",
     "probe": "gait_jax.probing.job",
+    "ablation": "gait_jax.ablation.job",
 }
 
 

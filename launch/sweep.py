@@ -2,7 +2,7 @@
 """Expands an experiment's `get_sweep()` into one training command per run.
 
   python launch/sweep.py experiments/pretrain_gaitmae.py:small --root runs/sweep \
-      [--run] [--slurm launch/slurm.sbatch] [-- --config.data.shards=DIR ...]
+      [--sweep NAME] [--run] [-- --config.data.shards=DIR ...]
 
 Without --run the commands are printed (one per line, for a cluster's job array or
 a shell); with --run they run here one after another. Each run gets its own
@@ -21,14 +21,14 @@ import subprocess
 import sys
 
 
-def load_sweep(config_arg: str) -> list[dict[str, object]]:
+def load_sweep(config_arg: str, name: str | None = None) -> list[dict[str, object]]:
   path = pathlib.Path(config_arg.split(":", 1)[0])
   spec = importlib.util.spec_from_file_location(f"sweep_{path.stem}", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   if not hasattr(module, "get_sweep"):
     raise SystemExit(f"{path} has no get_sweep()")
-  return list(module.get_sweep())
+  return list(module.get_sweep() if name is None else module.get_sweep(name))
 
 
 def _value(v: object) -> str:
@@ -49,9 +49,9 @@ def run_name(overrides: dict[str, object]) -> str:
 
 
 def commands(config_arg: str, root: str, extra: list[str],
-             python: str = "python") -> list[list[str]]:
+             python: str = "python", sweep: str | None = None) -> list[list[str]]:
   out = []
-  for overrides in load_sweep(config_arg):
+  for overrides in load_sweep(config_arg, sweep):
     cmd = [python, "-m", "gait_jax.main", "--config", config_arg,
            "--workdir", str(pathlib.Path(root) / run_name(overrides))]
     cmd += [f"--config.{k}={_value(v)}" for k, v in overrides.items()]
@@ -67,10 +67,11 @@ def main(argv: list[str] | None = None) -> int:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("config", help="experiments/FILE.py[:variant]")
   p.add_argument("--root", default="runs/sweep")
+  p.add_argument("--sweep", help="which of the file's sweeps (get_sweep(NAME))")
   p.add_argument("--run", action="store_true", help="run the commands here, in sequence")
   args = p.parse_args(argv)
   cmds = commands(args.config, args.root, extra,
-                  python=sys.executable if args.run else "python")
+                  python=sys.executable if args.run else "python", sweep=args.sweep)
   if not args.run:
     for cmd in cmds:
       print(shlex.join(cmd))

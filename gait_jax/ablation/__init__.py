@@ -1,0 +1,1 @@
+"""Body-region ablation: which region of the body carries each phenotype's signal."""
