@@ -34,6 +34,9 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
   # whole clip); 0 = the whole clip. A clip is cut into consecutive windows and
   # their token features pooled together.
   c.window_frames = -1
+  # At most this many windows per clip, the central ones (0 = every window): the
+  # encoder's cost per clip, e.g. 1 for a quick look.
+  c.max_windows = 0
   # Which layer's token features (-1 = the last, after its LayerNorm).
   c.layer = -1
   # Compute dtype: "auto" (bf16 on GPU/TPU, else f32), "float32", "bfloat16", or

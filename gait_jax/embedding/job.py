@@ -94,11 +94,12 @@ def ablation_masks(hidden: dict[str, tuple[str, ...]], joints: Sequence[str]
 
 def make_embed_fn(model_def: state_lib.ModelDef, *, window: int, layer: int,
                   hidden: dict[str, tuple[str, ...]], weights: np.ndarray,
-                  stats: Sequence[str], per_pass: int = 0):
+                  stats: Sequence[str], per_pass: int = 0, max_windows: int = 0):
   """(params, batch) → {ablation: f32[B, F]}.
 
   A clip of T frames is cut into n = floor(T / window) consecutive windows (the
-  encoder's training length; the centred frames when T is not a multiple); each
+  encoder's training length; the centred frames when T is not a multiple; at most
+  `max_windows` central ones when it is > 0); each
   window is encoded, and the windows' token features are concatenated in time
   before pooling, so a clip's statistics cover all of it.
 
@@ -117,7 +118,7 @@ def make_embed_fn(model_def: state_lib.ModelDef, *, window: int, layer: int,
     model = model_def.merge(params)
     skel, present = batch["skeleton"], batch["joint_present"]
     b, t, j, c = skel.shape
-    n = t // window
+    n = t // window if max_windows <= 0 else min(t // window, max_windows)
     start = (t - n * window) // 2
     windows = skel[:, start:start + n * window].reshape(b, 1, n, window, j, c)
     out = {}
@@ -150,7 +151,8 @@ def _config_hash(pretrain: ml_collections.ConfigDict, config: ml_collections.Con
                  step: int) -> str:
   text = json.dumps({"pretrain": json.loads(pretrain.to_json_best_effort()),
                      "embed": {k: json.loads(config.to_json_best_effort())[k]
-                               for k in ("layer", "window_frames", "pool", "ablations")},
+                               for k in ("layer", "window_frames", "max_windows", "pool",
+                                         "ablations")},
                      "step": step}, sort_keys=True)
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -219,7 +221,7 @@ def _embed(config: ml_collections.ConfigDict, out_dir: pathlib.Path,
   per_pass = ablations_per_pass(config, mesh.devices.flat[0].platform)
   embed = jax.jit(make_embed_fn(encoder.model_def, window=window, layer=int(config.layer),
                                 hidden=hidden, weights=weights, stats=stats,
-                                per_pass=per_pass),
+                                per_pass=per_pass, max_windows=int(config.max_windows)),
                   in_shardings=(encoder.shardings, batches.sharding),
                   out_shardings=NamedSharding(mesh, PartitionSpec()))
 

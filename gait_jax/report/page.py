@@ -33,6 +33,7 @@ figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 .links a { margin-right: 0.8rem; font-size: 0.9rem; }
 .na { color: #8a4b00; background: #fff6e5; padding: 0.4rem 0.6rem; border-radius: 4px; }
 .missing { color: #888; }
+div.scroll { overflow-x: auto; }
 table.headline { border-collapse: collapse; font-size: 0.88rem; }
 table.headline th, table.headline td { border: 1px solid #ccc; padding: 0.2rem 0.5rem;
                                        text-align: right; }
@@ -102,9 +103,10 @@ def render(run_dir: str, sections: list[Section], headline: pd.DataFrame | None 
   if headline is not None:
     body.append('<section id="headline"><h2>Headline</h2>'
                 f'<p class="sources">From: <code>{e(headline_source)}</code></p>'
+                + '<div class="scroll">'
                 + headline.to_html(classes="headline", float_format="{:.3f}".format,
                                    border=0, na_rep="")
-                + "</section>")
+                + "</div></section>")
   body += [_section(i + 1, s) for i, s in enumerate(sections)]
   return ("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
           f"<title>gait_jax report: {e(run_dir)}</title>\n<style>{_CSS}</style>\n"

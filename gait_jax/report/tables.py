@@ -207,9 +207,8 @@ def _per_system(run: RunDir, flag: str) -> tuple[pd.DataFrame | None, tuple, str
   if main.empty:
     return None, tuple(files), "", "no rows of all tasks together without ablation"
   name, note = _choose_set(main)
+  # Men and women (published), and everyone (the most power).
   part = _scored(main[main["features"] == name])
-  sexes = part[part["subset"].isin(["male", "female"])]
-  part = sexes if not sexes.empty else part
   if part.empty:
     return None, tuple(files), note, "no scored targets"
   part = part.assign(features=name, _flag=part[flag].fillna(False).astype(bool))
@@ -217,7 +216,7 @@ def _per_system(run: RunDir, flag: str) -> tuple[pd.DataFrame | None, tuple, str
 
 
 def significant_by_system(run: RunDir) -> Table:
-  """Tested and significant targets per system, men and women."""
+  """Tested and significant targets per system: men, women and everyone."""
   part, files, note, reason = _per_system(run, "significant")
   if part is None:
     return missing(reason, *files)
@@ -229,7 +228,7 @@ def significant_by_system(run: RunDir) -> Table:
 
 def gain_by_system(run: RunDir) -> Table:
   """Targets with a significant independent gain over the covariates, and the mean
-  gain, per system, men and women."""
+  gain, per system: men, women and everyone."""
   part, files, note, reason = _per_system(run, "gain_significant")
   if part is None:
     return missing(reason, *files)
@@ -381,15 +380,14 @@ _NA_WORDS = {"nan", "na", "n/a", "null", "none", "inf", "-nan", "#n/a"}
 def _reason_key(reason: object) -> str:
   """The kind of a reason, without its particulars, so that rows of one kind count
   together: its first "; "-separated issue up to the first ":" or " (", numbers → "#"
-  (as `tracking.reason_kind`); the probe's "not scored in subset S: why" becomes
-  "why (subset S)"."""
+  (as `tracking.reason_kind`); the probe's "not scored in subset S (set): why"
+  becomes "why"."""
   if reason is None or (isinstance(reason, float) and np.isnan(reason)):
     return "unspecified"
   text = str(reason).split(";")[0].strip()
   subset = re.match(r"not scored in subset (\S+)(?: \(([^)]*)\))?:\s*(.*)", text)
   if subset:
-    where = ", ".join(w for w in subset.group(1, 2) if w)
-    return f"{_reason_key(subset.group(3))} (subset {where})"
+    return _reason_key(subset.group(3))
   kind = re.split(r":| \(", text, maxsplit=1)[0]
   kind = re.sub(r"\d+(\.\d+)?", "#", kind).strip() or "unspecified"
   # "NaN: columns" and the like: a bare NaN would read back from the CSV as missing.
@@ -436,7 +434,8 @@ def data_quality(run: RunDir) -> Table:
       for u in pd.unique(unit):
         rows += _counts(stage, str(u), "excluded", frame.loc[unit == u, "reason"])
       sources.append(path)
-  for d in run.probe_dirs() + [run.root / rundir_lib.TASKS_PROBE]:
+  # The main probe runs (the per-task run probes the same targets).
+  for d in run.probe_dirs():
     stage = d.name
     targets = d / "results" / "targets.parquet"
     if targets.is_file():
@@ -449,6 +448,9 @@ def data_quality(run: RunDir) -> Table:
     report = d / "probe_report.csv"
     if report.is_file():
       frame = pd.read_csv(report)
+      # A target or participant counts once per reason, over subsets and feature sets.
+      frame = frame.assign(key=frame["reason"].map(_reason_key)).drop_duplicates(
+          ["scope", "name", "key"])
       for scope in pd.unique(frame["scope"]):
         rows += _counts(stage, str(scope), "excluded",
                         frame.loc[frame["scope"] == scope, "reason"])

@@ -231,3 +231,17 @@ def test_embed_fn_windows_cover_the_clip_and_are_sharded(tiny_shards, pretrained
   sharded = jax.device_put(batch, jax.sharding.NamedSharding(mesh, jax.P("data")))
   np.testing.assert_allclose(np.asarray(fn(params, sharded)["none"]), base, rtol=1e-4,
                              atol=1e-5)
+  # max_windows=1 keeps the central window only: frames outside it change nothing.
+  one = jax.jit(job.make_embed_fn(model_def, window=32, layer=-1, hidden={"none": ()},
+                                  weights=pooling.region_weights(JOINTS), stats=("mean",),
+                                  max_windows=1))
+  wide = dict(batch, skeleton=rng.normal(0, 0.2, (8, 96, len(JOINTS), 4)).astype(np.float32))
+  wide["skeleton"][..., 3] = 1.0
+  central = np.asarray(one(params, wide)["none"])
+  edges = dict(wide, skeleton=wide["skeleton"].copy())
+  edges["skeleton"][:, :32, :, :3] += 0.5
+  edges["skeleton"][:, 64:, :, :3] -= 0.5
+  np.testing.assert_allclose(np.asarray(one(params, edges)["none"]), central, atol=1e-6)
+  inner = dict(wide, skeleton=wide["skeleton"].copy())
+  inner["skeleton"][:, 40, :, :3] += 0.5
+  assert not np.allclose(np.asarray(one(params, inner)["none"]), central, atol=1e-5)

@@ -79,7 +79,7 @@ def test_sex_roc_only_sex_subset_all(built, run):
 
 def test_significant_by_system_counts_scored_targets_of_the_embedding(built, run):
   frame = built["significant_by_system"].frame
-  assert set(frame["subset"]) == {"male", "female"} and set(frame["features"]) == {"embedding"}
+  assert set(frame["subset"]) == {"all", "male", "female"} and set(frame["features"]) == {"embedding"}
   t = _targets(run)
   t = t[(t.features == "embedding") & (t.status == "ok")]
   for r in frame.itertuples():
@@ -154,7 +154,7 @@ def test_data_quality_counts_per_stage_and_reason(built):
   assert got[("embed", "clips", "excluded", "non_finite_embedding")] == 2
   assert got[("embed", "participant × task", "excluded", "incomplete")] == 1
   assert got[("embed", "participant × task", "kept", "in the table")] == fx.N_PEOPLE * 2
-  assert got[("probe", "target", "excluded", "too few samples (subset male)")] == 1
+  assert got[("probe", "target", "excluded", "too few samples")] == 2  # two targets
   assert got[("probe", "participant", "excluded", "no embedding row")] == 1
   assert got[("probe", "targets", "kept", "scored (subset all)")] == len(fx.TARGETS)
 
@@ -167,9 +167,9 @@ def test_data_quality_counts_per_stage_and_reason(built):
     ("NaN: stride_time_cv, stance_asymmetry", "NaN values"),
     ("2 rise in the clip: cycle time needs 2; NaN: sts_cycle_s", "# rise in the clip"),
     ("not scored in subset female: too few positives/negatives (3/57 < 10)",
-     "too few positives/negatives (subset female)"),
+     "too few positives/negatives"),
     ("not scored in subset all (embedding): too few positives/negatives (1/51 < 10)",
-     "too few positives/negatives (subset all, embedding)"),
+     "too few positives/negatives"),
     (float("nan"), "unspecified"),
 ])
 def test_reasons_are_counted_by_kind(reason, kind):
@@ -250,7 +250,7 @@ def test_task_scores_fall_back_to_a_multi_task_main_probe(tmp_path):
   assert set(table.frame["task"]) == {"fused", "treadmill"} and "main probe" in table.note
   # The per-system counts still use the fused rows only.
   sig = tables.significant_by_system(RunDir.open(tmp_path)).frame
-  assert sig["tested"].sum() == 2 * len(fx.TARGETS) - 1  # sleep_hours excluded in men
+  assert sig["tested"].sum() == 3 * len(fx.TARGETS) - 1  # sleep_hours excluded in men
 
 
 def test_separate_probes_with_one_input_name_are_told_apart(tmp_path):
