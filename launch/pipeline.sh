@@ -25,7 +25,7 @@ case "$SIZE" in
     N="${GAIT_JAX_DEMO_N:-30}"; SECONDS_PER_TASK=4; CLIP=60; STRIDE=30
     PRETRAIN=smoke; EMBED=ablations; FEATURES=smoke; PROBE=smoke; ABLATION=smoke
     PRETRAIN_ARGS=(--config.total_steps=2 --config.checkpoint_every=2 --config.data.split=all)
-    TARGETS=400; CLIPS=1; SEEDS=2; TASK_SEEDS=2; ABLATION_SEEDS=2; RECOVERED=0
+    TARGETS=200; CLIPS=1; SEEDS=2; TASK_SEEDS=2; ABLATION_SEEDS=2; RECOVERED=0
     ABLATIONS="('none','zero:legs','zero:arms','zero:torso','zero:head','only:legs','only:arms','only:torso','only:head')" ;;
   *) echo "GAIT_JAX_DEMO_SIZE=$SIZE: expected demo or smoke" >&2; exit 2 ;;
 esac

@@ -8,8 +8,13 @@ import subprocess
 import sys
 
 import conftest
+import numpy as np
 import pandas as pd
 import pytest
+
+from gait_jax import skeleton
+from gait_jax.report import figures, tables
+from gait_jax.report.rundir import RunDir
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +113,28 @@ def test_training_time_ablation_from_a_region_sweep(run, tmp_path):
   per_target = pd.read_parquet(out / "target_importance.parquet")
   legs = per_target[per_target["ablation"] == "trained"]
   assert (legs["features"] == "trained:legs").all() and legs["delta"].notna().any()
+
+
+def test_reconstruction_from_the_checkpoint(run):
+  """The report's reconstruction table from the run's real (2-step smoke) checkpoint."""
+  table = tables.reconstruction(RunDir.open(run[0]))
+  assert table.frame is not None, table.reason
+  frame = table.frame
+  joints = skeleton.JOINT_SETS["default26"]
+  assert set(frame["source"]) == {"input", "prediction", "truth"}
+  per = frame.groupby("source").size()
+  assert (per == per["truth"]).all() and per["truth"] % len(joints) == 0
+  truth = frame[frame.source == "truth"].reset_index(drop=True)
+  shown = frame[frame.source == "input"].reset_index(drop=True)
+  pred = frame[frame.source == "prediction"].reset_index(drop=True)
+  assert list(truth["joint"][:len(joints)]) == list(joints)
+  hidden = truth["hidden"].to_numpy()
+  assert 0 < hidden.mean() < 1
+  # Input: the truth where the model saw it, nothing where it was hidden.
+  assert shown.loc[hidden, ["x", "y", "z"]].isna().all().all()
+  np.testing.assert_array_equal(shown.loc[~hidden, ["x", "y", "z"]],
+                                truth.loc[~hidden, ["x", "y", "z"]])
+  assert np.isfinite(pred[["x", "y", "z"]].to_numpy()).all()
+  assert not np.allclose(pred[["x", "y", "z"]], truth[["x", "y", "z"]])
+  fig = figures.reconstruction(frame)
+  assert len(fig.axes) == 12
