@@ -1,4 +1,4 @@
-"""The `ablation` job: embed with every region ablation, probe them on the same folds,
+r"""The `ablation` job: embed with every region ablation, probe them on the same folds,
 and score each body region's importance per target and per body system.
 
   python -m gait_jax.main --config experiments/ablation.py --workdir W \

@@ -1,4 +1,4 @@
-"""The `embed` job: a pretrained encoder's frozen embeddings for every clip of a shard set.
+r"""The `embed` job: a pretrained encoder's frozen embeddings for every clip of a shard set.
 
   python -m gait_jax.main --config experiments/embed.py --workdir W \
       --config.checkpoint_dir=PRETRAIN_WORKDIR --config.data.shards=DIR

@@ -1,4 +1,4 @@
-"""Headline table of one or more probe runs, and power / false discoveries against truth.
+r"""Headline table of one or more probe runs, and power / false discoveries against truth.
 
   python -m gait_jax.probing.headline --run runs/demo/probe [--run NAME=DIR ...] \
       [--truth cohort/truth.json] [--out t.csv]

@@ -1,4 +1,4 @@
-"""The `probe` job: embeddings + phenotypes → per-target scores, system counts, report.
+r"""The `probe` job: embeddings + phenotypes → per-target scores, system counts, report.
 
   python -m gait_jax.main --config experiments/probe.py --workdir W \
       --config.embeddings=E.parquet --config.phenotypes=P.parquet \

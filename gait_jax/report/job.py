@@ -1,4 +1,4 @@
-"""The report: a run directory → one self-contained HTML page, figures and tables.
+r"""The report: a run directory → one self-contained HTML page, figures and tables.
 
   python -m gait_jax.report --run runs/demo --out runs/demo/report \
       [--truth runs/demo/cohort/truth.json] [--skip reconstruction] [--group NAME]
