@@ -158,12 +158,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
 
 
 def _heatmaps(regions: pd.DataFrame, folder: pathlib.Path) -> list[pathlib.Path]:
-  """figures/region_heatmap.png + .svg: one panel per sex (the "all" subset when there
-  is no sex column) and ablation kind."""
+  """figures/region_heatmap.png + .svg: one panel per sex (as published) and for
+  everyone, per ablation kind."""
   from gait_jax.report import figures  # pylint: disable=import-outside-toplevel
   folder.mkdir(parents=True, exist_ok=True)
-  by_sex = regions[regions["subset"].isin(("male", "female"))]
-  fig = figures.region_importance(by_sex if len(by_sex) else regions)
+  fig = figures.region_importance(regions)
   for ext in ("png", "svg"):
     fig.savefig(folder / f"region_heatmap.{ext}", dpi=120)
   return [folder / "region_heatmap.png"]

@@ -358,14 +358,12 @@ def embedding_pca(run: RunDir) -> Table:
 
 
 def region_importance(run: RunDir) -> Table:
-  """Importance of each body region per system, ablation kind and sex (men and women;
-  subset "all" only when the file has no sexes)."""
+  """Importance of each body region per system, ablation kind and subset (men and
+  women, as published, and everyone)."""
   path = run.file("ablation", "region_importance.csv")
   if path is None:
     return missing("no RUN/ablation/region_importance.csv")
   frame = pd.read_csv(path)
-  sexes = frame[frame["subset"].isin(["male", "female"])]
-  frame = sexes if not sexes.empty else frame  # one panel per sex, else "all"
   if frame.empty:
     return missing("region_importance.csv is empty", path)
   return Table(frame.reset_index(drop=True), (path,))

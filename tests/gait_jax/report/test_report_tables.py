@@ -138,10 +138,10 @@ def test_embedding_pca_one_row_per_person_no_ids(built, run):
   assert frame["pc1_share"].iloc[0] >= frame["pc2_share"].iloc[0] > 0
 
 
-def test_region_importance_is_passed_through_for_men_and_women(built, run):
+def test_region_importance_is_passed_through_for_men_women_and_everyone(built, run):
   src = pd.read_csv(run.root / "ablation" / "region_importance.csv")
-  pd.testing.assert_frame_equal(built["region_importance"].frame,
-                                src[src.subset != "all"].reset_index(drop=True))
+  assert set(src["subset"]) == {"all", "male", "female"}
+  pd.testing.assert_frame_equal(built["region_importance"].frame, src)
 
 
 def test_data_quality_counts_per_stage_and_reason(built):
