@@ -159,15 +159,14 @@ def _pairs(config: ml_collections.ConfigDict, sets: list[tables.FeatureSet]
     return [(ids[0], other) for other in ids[1:]]
   pairs = []
   for spec in _as_tuple(config.compare):
-    a, _, b = spec.partition(":")
-    # Set ids may contain ":" (ablations such as "zero:legs"): split at a known id.
-    for i in range(len(spec)):
-      if spec[i] == ":" and spec[:i] in ids and spec[i + 1:] in ids:
-        a, b = spec[:i], spec[i + 1:]
-    if a not in ids or b not in ids:
+    # Set ids may contain ":" (ablations such as "zero:legs"): split where both sides
+    # are known ids.
+    split = [(spec[:i], spec[i + 1:]) for i, ch in enumerate(spec)
+             if ch == ":" and spec[:i] in ids and spec[i + 1:] in ids]
+    if not split:
       raise InputError(f"config.compare entry {spec!r}: expected A:B with feature sets from "
                        f"{ids}")
-    pairs.append((a, b))
+    pairs.append(split[0])
   return pairs
 
 
@@ -335,8 +334,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
           "p": p, "score": np.where(binary, sc["auc"], sc["r"]),
           "r_seed_mean": sc["r_seed_mean"], "r_seed_sd": sc["r_seed_sd"],
           "auc_seed_mean": sc["auc_seed_mean"], "auc_seed_sd": sc["auc_seed_sd"]})
-      bad = unconverged[fs.id, rows] | (unconverged[None, rows] if fs.primary and
-                                        (None, rows) in unconverged else False)
+      # Unconverged: its own models, and for a primary set the covariates-only model.
+      bad = unconverged[fs.id, rows] | (fs.primary & unconverged.get((None, rows), False))
       why = [r or ("logistic fit did not converge" if b else None)
              for r, b in zip(reasons[rows], np.broadcast_to(bad, len(all_names)))]
       unscored = np.array([w is not None for w in why]) | ~np.isfinite(df["score"].to_numpy())

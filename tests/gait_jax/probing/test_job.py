@@ -6,12 +6,14 @@ import importlib.util
 import pathlib
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import conftest
 import numpy as np
 import pandas as pd
 import pytest
 
+from gait_jax.errors import InputError
 from gait_jax.probing import folds, job
 
 _SPEC = importlib.util.spec_from_file_location(
@@ -284,3 +286,18 @@ def test_ablation_each_scores_every_ablation_and_compares_with_none(tmp_path):
   row = comparisons[(comparisons["b"] == "embedding/zero:legs")
                     & (comparisons["subset"] == "all")].set_index("target").loc["gait_speed"]
   assert row["a"] == "embedding" and row["delta"] > 0.3 and row["significant"]
+
+
+def test_compare_pairs_reference_explicit_and_none():
+  sets = [SimpleNamespace(id=i) for i in ("embedding", "embedding/zero:legs", "noise")]
+  config = probe_experiment.get_config("smoke")
+  assert job._pairs(config, sets) == [("embedding", "embedding/zero:legs"),  # pylint: disable=protected-access
+                                      ("embedding", "noise")]
+  config.compare = "embedding/zero:legs:noise,noise:embedding"
+  assert job._pairs(config, sets) == [("embedding/zero:legs", "noise"),  # pylint: disable=protected-access
+                                      ("noise", "embedding")]
+  config.compare = ""
+  assert job._pairs(config, sets) == []  # pylint: disable=protected-access
+  config.compare = "embedding:nowhere"
+  with pytest.raises(InputError, match="expected A:B"):
+    job._pairs(config, sets)  # pylint: disable=protected-access
