@@ -289,6 +289,31 @@ def clinical_dumbbell(frame: pd.DataFrame) -> Figure:
   return fig
 
 
+def _paired_scatter(ax, part: pd.DataFrame, a: str, b: str, metric: str) -> None:
+  """Per target, score_a (y) against score_b (x) with the identity line; the targets
+  whose paired test is significant coloured by which side is better."""
+  sa, sb = part["score_a"].to_numpy(float), part["score_b"].to_numpy(float)
+  sig = part["significant"].fillna(False).astype(bool).to_numpy()
+  ax.scatter(sb[~sig], sa[~sig], s=8, color="0.65", alpha=0.6, label="not significant")
+  better = sig & (sa > sb)
+  ax.scatter(sb[better], sa[better], s=14, color="tab:blue", label=f"{a} better")
+  ax.scatter(sb[sig & ~better], sa[sig & ~better], s=14, color="tab:orange",
+             label=f"{b} better")
+  finite = np.concatenate([sa, sb])
+  finite = finite[np.isfinite(finite)]
+  lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
+  pad = 0.05 * max(hi - lo, 1e-3)
+  ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.4", lw=0.8, ls=":")
+  ax.set_xlabel(f"{b} ({metric})")
+  ax.set_ylabel(f"{a} ({metric})")
+  ax.set_aspect("equal")
+  ax.legend(fontsize=7, loc="upper left")
+
+
+def _metrics(frame: pd.DataFrame) -> list[str]:
+  return [m for m in ("r", "auc") if m in set(frame["metric"])]
+
+
 def embedding_vs_engineered(frame: pd.DataFrame) -> Figure:
   """Per target, the score of one feature set (a) against another's (b) on the same
   folds, one panel per metric; coloured where the paired test is significant.
@@ -296,32 +321,41 @@ def embedding_vs_engineered(frame: pd.DataFrame) -> Figure:
   Columns: a, b, subset, target, system, kind, metric (r/auc), score_a, score_b, delta,
   q, significant, paired_test (False: no paired test was run, nothing is coloured).
   """
-  metrics = [m for m in ("r", "auc") if m in set(frame["metric"])]
+  metrics = _metrics(frame)
   a, b = frame["a"].iloc[0], frame["b"].iloc[0]
   fig = Figure(figsize=(4.3 * len(metrics), 4.3), layout="constrained")
   axes = fig.subplots(1, len(metrics), squeeze=False)[0]
   for ax, metric in zip(axes, metrics):
     part = frame[frame["metric"] == metric]
-    sa, sb = part["score_a"].to_numpy(float), part["score_b"].to_numpy(float)
-    sig = part["significant"].fillna(False).astype(bool).to_numpy()
-    ax.scatter(sb[~sig], sa[~sig], s=8, color="0.65", alpha=0.6, label="not significant")
-    better = sig & (sa > sb)
-    ax.scatter(sb[better], sa[better], s=14, color="tab:blue", label=f"{a} better")
-    ax.scatter(sb[sig & ~better], sa[sig & ~better], s=14, color="tab:orange",
-               label=f"{b} better")
-    finite = np.concatenate([sa, sb])
-    finite = finite[np.isfinite(finite)]
-    lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 1.0)
-    pad = 0.05 * max(hi - lo, 1e-3)
-    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.4", lw=0.8, ls=":")
-    ax.set_xlabel(f"{b} ({metric})")
-    ax.set_ylabel(f"{a} ({metric})")
+    _paired_scatter(ax, part, a, b, metric)
     kind = "binary targets" if metric == "auc" else "continuous targets"
     ax.set_title(f"{kind} (n = {len(part)})", fontsize=10)
-    ax.set_aspect("equal")
-    ax.legend(fontsize=7, loc="upper left")
   if not frame["paired_test"].astype(bool).any():
     fig.suptitle("no paired test in this run: nothing is marked significant", fontsize=9)
+  return fig
+
+
+def full_vs_ablated(frame: pd.DataFrame) -> Figure:
+  """Per target, the score with the whole body against the score with one region
+  removed at inference (or alone, or never seen in training), one panel per region (columns) and metric (rows); coloured
+  where the paired test is significant.
+
+  Columns: region, ablation, target, system, metric (r/auc), score_full,
+  score_ablated, delta, q, significant.
+  """
+  metrics = _metrics(frame)
+  regions = _order(frame["region"])
+  label = {"zero": "without {}", "only": "{} alone", "trained": "trained without {}"}[
+      frame["ablation"].iloc[0]]
+  fig = Figure(figsize=(3.4 * len(regions), 3.6 * len(metrics)), layout="constrained")
+  axes = fig.subplots(len(metrics), len(regions), squeeze=False)
+  for row, metric in zip(axes, metrics):
+    for ax, region in zip(row, regions):
+      part = frame[(frame["metric"] == metric) & (frame["region"] == region)]
+      part = part.rename(columns={"score_full": "score_a", "score_ablated": "score_b"})
+      _paired_scatter(ax, part, "whole body", label.format(region), metric)
+      kind = "binary" if metric == "auc" else "continuous"
+      ax.set_title(f"{region}: {kind} (n = {len(part)})", fontsize=10)
   return fig
 
 
@@ -423,6 +457,7 @@ FIGURES: dict[str, Callable[[pd.DataFrame], Figure]] = {
     "gain_by_system": gain_by_system,
     "clinical_dumbbell": clinical_dumbbell,
     "embedding_vs_engineered": embedding_vs_engineered,
+    "full_vs_ablated": full_vs_ablated,
     "region_importance": region_importance,
     "data_quality": data_quality,
     "power_fdp": power_fdp,
@@ -438,6 +473,7 @@ TITLES: dict[str, str] = {
     "gain_by_system": "Independent gain over the covariates per body system",
     "clinical_dumbbell": "Diagnoses and medications: gait, covariates, both",
     "embedding_vs_engineered": "Gait embedding against engineered gait features",
+    "full_vs_ablated": "Whole body against one region removed, per target",
     "region_importance": "Body-region importance per system",
     "data_quality": "Data kept and excluded at each stage",
     "power_fdp": "Power and false discoveries against the synthetic truth",

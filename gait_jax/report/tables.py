@@ -369,6 +369,28 @@ def region_importance(run: RunDir) -> Table:
   return Table(frame.reset_index(drop=True), (path,))
 
 
+def full_vs_ablated(run: RunDir) -> Table:
+  """Per target, the whole-body score against each region removed at inference
+  (ablation zero; else the first kind the run has), everyone, with the paired tests:
+  RUN/ablation/target_importance.parquet."""
+  path = run.file("ablation", "target_importance.parquet")
+  if path is None:
+    return missing("no RUN/ablation/target_importance.parquet")
+  frame = pd.read_parquet(path)
+  frame = frame[frame["subset"] == "all"]
+  if frame.empty:
+    return missing("target_importance.parquet has no rows in subset all", path)
+  kinds = list(pd.unique(frame["ablation"]))
+  kind = "zero" if "zero" in kinds else kinds[0]
+  frame = frame[frame["ablation"] == kind]
+  out = frame.assign(metric=np.where(frame["kind"] == "binary", "auc", "r"))
+  # For "only" the stored Δ is signed so that higher = more signal in the region.
+  columns = ["region", "ablation", "target", "system", "metric", "score_full",
+             "score_ablated", "delta", "q", "significant"]
+  return Table(out[columns].reset_index(drop=True), (path,),
+               note=f"ablation {kind}, everyone")
+
+
 # --- 4. Data quality, truth -----------------------------------------------------------
 
 

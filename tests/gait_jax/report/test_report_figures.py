@@ -107,6 +107,19 @@ def _embedding_vs_engineered() -> pd.DataFrame:
   return pd.DataFrame(rows)
 
 
+def _full_vs_ablated() -> pd.DataFrame:
+  rows = []
+  for region in ("legs", "arms"):
+    for i in range(8):
+      binary = i % 2 == 0
+      full = 0.6 + 0.01 * i if binary else 0.3 + 0.01 * i
+      rows.append({"region": region, "ablation": "zero", "target": f"t{i}",
+                   "system": "lipids", "metric": "auc" if binary else "r",
+                   "score_full": full, "score_ablated": full - 0.02 * (i - 3),
+                   "delta": 0.02 * (i - 3), "q": 0.01, "significant": i in (1, 6, 7)})
+  return pd.DataFrame(rows)
+
+
 def _region_importance() -> pd.DataFrame:
   rng = np.random.default_rng(2)
   rows = []
@@ -158,6 +171,7 @@ TABLES = {
     "gain_by_system": lambda: _by_system("gain_significant"),
     "clinical_dumbbell": _clinical_dumbbell,
     "embedding_vs_engineered": _embedding_vs_engineered,
+    "full_vs_ablated": _full_vs_ablated,
     "region_importance": _region_importance,
     "data_quality": _data_quality,
     "power_fdp": _power_fdp,
@@ -295,6 +309,17 @@ def test_embedding_vs_engineered_panel_per_metric_significant_coloured():
   # Continuous: t1 (worse: engineered better) and t11 (better) are significant.
   assert counts == {"not significant": 4, "embedding better": 1, "engineered better": 1}
   assert r_ax.get_xlabel() == "engineered (r)" and r_ax.get_ylabel() == "embedding (r)"
+
+
+def test_full_vs_ablated_panel_per_metric_and_region():
+  fig = figures.full_vs_ablated(_full_vs_ablated())
+  assert len(fig.axes) == 4  # (r, auc) × (legs, arms)
+  r_legs = fig.axes[0]
+  assert r_legs.get_title() == "legs: continuous (n = 4)"
+  assert r_legs.get_xlabel() == "without legs (r)" and r_legs.get_ylabel() == "whole body (r)"
+  counts = {c.get_label(): len(c.get_offsets()) for c in r_legs.collections}
+  # Continuous t1 (Δ −0.04: better without legs) and t7 (Δ +0.08) are significant.
+  assert counts == {"not significant": 2, "whole body better": 1, "without legs better": 1}
 
 
 def test_region_importance_grid_matches_the_table():

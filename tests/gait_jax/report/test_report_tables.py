@@ -144,6 +144,16 @@ def test_region_importance_is_passed_through_for_men_women_and_everyone(built, r
   pd.testing.assert_frame_equal(built["region_importance"].frame, src)
 
 
+def test_full_vs_ablated_is_everyone_removed_at_inference(built, run):
+  src = pd.read_parquet(run.root / "ablation" / "target_importance.parquet")
+  want = src[(src["subset"] == "all") & (src["ablation"] == "zero")]
+  frame = built["full_vs_ablated"].frame
+  assert len(frame) == len(want) and set(frame["ablation"]) == {"zero"}
+  np.testing.assert_allclose(frame["score_ablated"], want["score_ablated"])
+  assert set(frame.loc[frame["metric"] == "auc", "target"]) == set(
+      want.loc[want["kind"] == "binary", "target"])
+
+
 def test_data_quality_counts_per_stage_and_reason(built):
   frame = built["data_quality"].frame
   got = {(r.stage, r.unit, r.status, r.reason): r.count for r in frame.itertuples()}
