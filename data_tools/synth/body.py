@@ -31,6 +31,16 @@ from gait_jax import skeleton
 J = skeleton.JOINT_INDEX
 _PARENTS = skeleton.PARENTS
 
+# Winter's thigh (hip to knee joint) and shank (knee to ankle joint) as shares of
+# standing height; a person's own leg scales both by its `leg_ratio`.
+THIGH, SHANK = 0.245, 0.246
+
+
+def leg_length(height, leg_ratio):
+  """Hip-joint-to-ankle-joint length (thigh + shank) in the units of `height`:
+  the `Body.leg` that `make_body` builds (scalars or f64[N])."""
+  return (THIGH + SHANK) * height * leg_ratio
+
 
 def _rot(axis: int, degrees) -> np.ndarray:
   """Rotation(s) by `degrees` about body axis 0/1/2: f64[3, 3] or f64[T, 3, 3]."""
@@ -99,7 +109,7 @@ def make_body(m: Mapping[str, float]) -> Body:
   h = float(m["height_m"])
   leg, arm = float(m["leg_ratio"]), float(m["arm_ratio"])
   hip, sh = float(m["hip_half"]), float(m["shoulder_half"])
-  thigh, shank, ankle_h = 0.245 * h * leg, 0.246 * h * leg, 0.039 * h
+  thigh, shank, ankle_h = THIGH * h * leg, SHANK * h * leg, 0.039 * h
   o = np.zeros((skeleton.NUM_JOINTS, 3))
 
   def put(name: str, x: float, y: float, z: float, mirror: bool = True):

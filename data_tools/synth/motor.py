@@ -76,7 +76,7 @@ def params(people: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   h = people["height"] / 100.0
   p = {}
   p["height_m"] = h
-  p["leg_ratio"] = 1.0 + 0.015 * n[0]
+  p["leg_ratio"] = people["leg_ratio"]  # the leg_length covariate's (n[0])
   p["arm_ratio"] = 1.0 + 0.015 * n[1]
   p["shoulder_half"] = 0.1 * h * (1.0 + 0.04 * male) * (1.0 + 0.03 * n[2])
   # Fat around the hips and belly moves where a depth tracker puts the joints.

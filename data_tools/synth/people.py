@@ -19,10 +19,16 @@ import functools
 import numpy as np
 from scipy import special
 
+from data_tools.synth import body
+
 # Standard normals per participant: 13 for who they are, the rest for how they
 # move (motor.py). Appending dimensions would not change existing ones.
 NOISE_DIM = 40
 _MOTOR_NOISE = slice(13, NOISE_DIM)
+# The first motor normal is the leg's proportion: leg_ratio = 1 + LEG_RATIO_SD * z
+# scales Winter's thigh and shank (body.py), so the skeleton is drawn with the
+# leg_length covariate's leg.
+LEG_RATIO_SD = 0.015
 
 # Covariate columns of phenotypes.parquet, in order, with their units.
 COVARIATES: dict[str, str] = {
@@ -32,6 +38,7 @@ COVARIATES: dict[str, str] = {
     "weight": "kg",
     "bmi": "kg/m^2",
     "visceral_fat": "kg, DXA visceral adipose tissue mass",
+    "leg_length": "cm, hip joint to ankle joint (thigh + shank), the skeleton's own",
 }
 
 # Latent factors: higher = more of the named quality. `regions` are the
@@ -82,7 +89,8 @@ FACTORS: dict[str, dict] = {
 }
 FACTOR_NAMES: tuple[str, ...] = tuple(FACTORS)
 
-# Covariates that phenotype targets may depend on (weight is height x BMI).
+# Covariates that phenotype targets may depend on (weight is height x BMI, leg
+# length height x the leg's proportion).
 COVARIATE_SOURCES: tuple[str, ...] = ("age", "sex", "height", "bmi", "visceral_fat")
 # Columns of the source matrix phenotypes are linear in: factors then covariates.
 SOURCES: tuple[str, ...] = FACTOR_NAMES + COVARIATE_SOURCES
@@ -124,6 +132,7 @@ def _raw(e: np.ndarray) -> dict[str, np.ndarray]:
   a = (age - 55.0) / 9.0
   height = np.where(male > 0, 176.0, 162.5) + np.where(male > 0, 6.8, 6.0) * e[:, 2]
   height -= 0.08 * (age - 55.0)  # older cohorts are shorter (secular trend + loss)
+  leg_ratio = 1.0 + LEG_RATIO_SD * e[:, _MOTOR_NOISE.start]
   lifestyle = e[:, 3]
   fitness = 0.35 * lifestyle - 0.30 * a + 0.88 * e[:, 4]
   log_bmi = (np.log(26.2) + 0.02 * male + 0.03 * a - 0.045 * lifestyle
@@ -142,6 +151,7 @@ def _raw(e: np.ndarray) -> dict[str, np.ndarray]:
       "age": age, "sex": male, "height": height,
       "weight": bmi * np.square(height / 100.0), "bmi": bmi,
       "visceral_fat": np.exp(log_vat),
+      "leg_length": body.leg_length(height, leg_ratio), "leg_ratio": leg_ratio,
       "fitness": fitness, "frailty": frailty, "metabolic_health": metabolic,
       "sleep_quality": sleep, "lifestyle": lifestyle, "mood": mood,
       "asymmetry": asymmetry,
@@ -181,6 +191,7 @@ def _from_noise(e: np.ndarray) -> dict[str, np.ndarray]:
     people[f"{name}_z"] = (raw[name] - mean) / sd
   # +1: the right side is the painful one; -1: the left.
   people["asymmetry_side"] = np.where(e[:, 12] > 0, 1.0, -1.0)
+  people["leg_ratio"] = raw["leg_ratio"]
   people["motor_noise"] = e[:, _MOTOR_NOISE]
   return people
 
@@ -197,8 +208,8 @@ def sample(seed: int, num_participants: int) -> dict[str, np.ndarray]:
   Returns:
     dict of f64[N] arrays: the COVARIATES (units in COVARIATES), each factor of
     FACTOR_NAMES as a reference z-score, `<covariate>_z` for COVARIATE_SOURCES,
-    `asymmetry_side` (+1 right, -1 left), and
-    `motor_noise` f64[N, NOISE_DIM - 13] for motor.py.
+    `asymmetry_side` (+1 right, -1 left), `leg_ratio` (the leg's proportion,
+    leg_length / Winter's), and `motor_noise` f64[N, NOISE_DIM - 13] for motor.py.
   """
   e = np.stack([participant_noise(seed, i) for i in range(num_participants)]) \
       if num_participants else np.zeros((0, NOISE_DIM))

@@ -225,7 +225,8 @@ def simulate(targets: list[Target], cohort: dict[str, np.ndarray], seed: int) ->
 
 def covariate_columns(cohort: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   """The covariate columns as measured (rounded as a clinic records them)."""
-  digits = {"age": 1, "sex": 0, "height": 1, "weight": 1, "bmi": 2, "visceral_fat": 3}
+  digits = {"age": 1, "sex": 0, "height": 1, "weight": 1, "bmi": 2, "visceral_fat": 3,
+            "leg_length": 1}
   return {c: np.round(cohort[c], digits[c]) for c in people.COVARIATES}
 
 

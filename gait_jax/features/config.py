@@ -14,7 +14,7 @@ import ml_collections
 
 from gait_jax import configs, tracking
 from gait_jax.data import config as data_config
-from gait_jax.features import balance, events, extract, gait
+from gait_jax.features import anthropometry, balance, events, extract, gait
 
 VARIANTS = ("default", "smoke")
 
@@ -40,7 +40,7 @@ def get_config(variant: str = "default") -> ml_collections.ConfigDict:
 # The option dataclasses whose fields make up `config.features`, each field named as in
 # its dataclass (the names are unique across them); nested option fields are skipped.
 _OPTIONS = (extract.ClipOptions, gait.GaitOptions, events.EventOptions,
-            balance.BalanceOptions)
+            balance.BalanceOptions, anthropometry.BodySizeOptions)
 
 
 def _own_fields(cls) -> list[dataclasses.Field]:
@@ -50,8 +50,11 @@ def _own_fields(cls) -> list[dataclasses.Field]:
 def get_features_config() -> ml_collections.ConfigDict:
   """The `config.features` block: the task → family rules, then every field of the
   extractor's option dataclasses with its default (documented on the dataclass:
-  extract.ClipOptions, gait.GaitOptions, events.EventOptions, balance.BalanceOptions),
-  so the defaults live in one place and every one can be overridden.
+  extract.ClipOptions, gait.GaitOptions, events.EventOptions, balance.BalanceOptions,
+  anthropometry.BodySizeOptions), so the defaults live in one place and every one
+  can be overridden: e.g. `--config.features.body_size=False` leaves out the
+  body-size features (segment lengths and widths, `anthropometry.BODY_FEATURES`),
+  whose columns then stay NaN.
 
   Which clips are read, and by how many worker processes, is `config.data`'s
   (tasks, participants, split, max_clips_per_group, worker_count).
@@ -76,4 +79,5 @@ def clip_options(c: ml_collections.ConfigDict) -> extract.ClipOptions:
     return cls(**values, **nested)
   return build(extract.ClipOptions,
                gait=build(gait.GaitOptions, events=build(events.EventOptions)),
-               balance=build(balance.BalanceOptions))
+               balance=build(balance.BalanceOptions),
+               anthropometry=build(anthropometry.BodySizeOptions))

@@ -1,11 +1,13 @@
 """One clip → its engineered features: the task's feature family, input checks,
-gap filling, and the family's extractor.
+body size, gap filling, and the family's extractor.
 
 Families (which features a task gets; every other column is NaN for it):
   walk          `gait.WALK_FEATURES` + trunk (treadmill or overground)
   in_place      `gait.IN_PLACE_FEATURES` + trunk (stepping in place)
   sit_to_stand  `balance.STS_FEATURES`
   romberg       `balance.ROMBERG_FEATURES` + trunk (quiet standing)
+and every family body size, `anthropometry.BODY_FEATURES` (segment lengths and
+widths, measured before gaps are filled; off with the `body_size` option).
 A task's family comes from ordered "glob=family" rules matched against the task
 name (first match wins), so a new protocol needs a config line, not code.
 """
@@ -19,17 +21,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from gait_jax import skeleton
-from gait_jax.features import balance, gait
+from gait_jax.features import anthropometry, balance, gait
 from gait_jax.features import kinematics as kin
 
-FAMILIES: dict[str, tuple[str, ...]] = {
+_OWN: dict[str, tuple[str, ...]] = {
     "walk": gait.WALK_FEATURES + gait.TRUNK_FEATURES,
     "in_place": gait.IN_PLACE_FEATURES + gait.TRUNK_FEATURES,
     "sit_to_stand": balance.STS_FEATURES,
     "romberg": balance.ROMBERG_FEATURES + gait.TRUNK_FEATURES,
 }
-# Every feature column, in table order (first appearance over the families).
-FEATURES: tuple[str, ...] = tuple(dict.fromkeys(f for fs in FAMILIES.values() for f in fs))
+FAMILIES: dict[str, tuple[str, ...]] = {
+    family: own + anthropometry.BODY_FEATURES for family, own in _OWN.items()}
+# Every feature column, in table order: the families' own (first appearance), then
+# body size.
+FEATURES: tuple[str, ...] = tuple(
+    dict.fromkeys(f for fs in _OWN.values() for f in fs)) + anthropometry.BODY_FEATURES
 
 # The synthetic protocol's and common task names; in-place before walk, since
 # "walk_in_place" matches both.
@@ -71,13 +77,14 @@ def family_of(task: str, rules: Sequence[str] = DEFAULT_TASK_FAMILIES) -> str | 
 @dataclasses.dataclass(frozen=True)
 class ClipOptions:
   """Attributes:
-    gait, balance: the extractors' options.
+    gait, balance, anthropometry: the extractors' options.
     min_seconds: shorter clips are not processed.
     max_nan_fraction: a required joint unobserved in more of the frames than this
       fails the clip; shorter gaps are interpolated.
   """
   gait: gait.GaitOptions = gait.GaitOptions()
   balance: balance.BalanceOptions = balance.BalanceOptions()
+  anthropometry: anthropometry.BodySizeOptions = anthropometry.BodySizeOptions()
   min_seconds: float = 1.5
   max_nan_fraction: float = 0.2
 
@@ -92,10 +99,19 @@ class ClipResult:
   reason: str
 
 
-def _result(family: str | None, feats: dict[str, float], issues: list[str]) -> ClipResult:
+def expected(family: str | None, opts: ClipOptions = ClipOptions()) -> tuple[str, ...]:
+  """The features a clip of `family` gets under `opts` (none for an unknown family)."""
+  wanted = FAMILIES.get(family, ())
+  if not opts.anthropometry.body_size:
+    wanted = tuple(f for f in wanted if f not in anthropometry.BODY_FEATURES)
+  return wanted
+
+
+def _result(family: str | None, feats: dict[str, float], issues: list[str],
+            opts: ClipOptions = ClipOptions()) -> ClipResult:
   row = dict.fromkeys(FEATURES, np.nan)
   row.update({k: float(v) for k, v in feats.items()})
-  wanted = FAMILIES.get(family, ())
+  wanted = expected(family, opts)
   computed = sum(np.isfinite(row[f]) for f in wanted)
   if computed == 0:
     return ClipResult(row, "failed", "; ".join(issues) or "no feature could be computed")
@@ -106,7 +122,8 @@ def _result(family: str | None, feats: dict[str, float], issues: list[str]) -> C
 
 
 def clip_features(positions: np.ndarray, present: np.ndarray, fps: float,
-                  family: str | None, opts: ClipOptions = ClipOptions()) -> ClipResult:
+                  family: str | None, opts: ClipOptions = ClipOptions(),
+                  confidence: np.ndarray | None = None) -> ClipResult:
   """Engineered features of one clip.
 
   Args:
@@ -116,6 +133,9 @@ def clip_features(positions: np.ndarray, present: np.ndarray, fps: float,
     fps: frames per second.
     family: a FAMILIES key (`family_of(task)`), or None.
     opts: thresholds and extractor options.
+    confidence: f32[T, 32] in [0, 1] (a clip record's: 0 where missing or
+      interpolated), or None; only body size uses it, to measure observed
+      frames only.
 
   Returns:
     A ClipResult; bad input gives status "failed" with the reason, never raises
@@ -143,6 +163,10 @@ def clip_features(positions: np.ndarray, present: np.ndarray, fps: float,
     return _result(family, {}, ["NaN joints: " + ", ".join(
         f"{REQUIRED[family][i]} {nan_frac[i]:.0%} of frames" for i in worst
         if nan_frac[i] > opts.max_nan_fraction)])
+  body: dict[str, float] = {}
+  body_issues: list[str] = []
+  if opts.anthropometry.body_size:
+    body, body_issues = anthropometry.body_size_features(pos, confidence, opts.anthropometry)
   pos = kin.fill_gaps(pos)
   if family == "walk":
     feats, issues = gait.walking_features(pos, fps, opts.gait)
@@ -155,4 +179,4 @@ def clip_features(positions: np.ndarray, present: np.ndarray, fps: float,
     up = kin.estimate_up(pos)
     forward, lateral, _ = kin.body_axes(pos, fps, up)
     feats.update(gait.trunk(pos, forward, lateral, up, fps))
-  return _result(family, feats, issues)
+  return _result(family, {**feats, **body}, issues + body_issues, opts)

@@ -15,8 +15,10 @@ here (nor batch_size; seed and shuffle have nothing to order). Writes:
   W/features.parquet        one row per participant × task: participant_id (str),
                             task (str), ablation ("none"), n_clips (clips that
                             gave features), then every `extract.FEATURES` column
-                            (float64): the median over those clips, NaN where the
-                            feature does not apply to the task or was never computed
+                            (float64; the task families' features, then body
+                            size: segment lengths and widths in metres): the
+                            median over those clips, NaN where the feature does
+                            not apply to the task or was never computed
   W/features_clips.parquet  the same per clip (clip_id, status, reason, features)
   W/features_report.csv     one row per clip that failed or is partial, with the
                             reason (unreadable record, too short, NaN joints, too
@@ -64,7 +66,7 @@ def clip_row(record: bytes, error: str, clip_id: int, participant_id: str, task:
 
   Args:
     record: the clip record's bytes (`records`): positions f32[T, 32, 3] metres in
-      the camera frame, as stored.
+      the camera frame and confidence f32[T, 32], as stored.
     error: why the record could not be read ("" when it could).
   """
   family = extract.family_of(task, rules)
@@ -77,7 +79,8 @@ def clip_row(record: bytes, error: str, clip_id: int, participant_id: str, task:
       clip = records.decode(record)
     except Exception as e:  # pylint: disable=broad-except
       raise ValueError(f"corrupt record: {type(e).__name__}: {e}") from e
-    result = extract.clip_features(clip.positions, clip.present, clip.fps, family, opts)
+    result = extract.clip_features(clip.positions, clip.present, clip.fps, family, opts,
+                                   confidence=clip.confidence)
   except Exception as e:  # pylint: disable=broad-except
     # The job must outlive any one clip; the reason goes to the report.
     reason = str(e) if isinstance(e, ValueError) else f"error: {type(e).__name__}: {e}"

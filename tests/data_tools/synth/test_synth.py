@@ -12,7 +12,7 @@ import pytest
 
 from data_tools import synth
 from data_tools.synth import __main__ as synth_main
-from data_tools.synth import catalogue, people, phenotypes
+from data_tools.synth import body, catalogue, motor, people, phenotypes
 from gait_jax import skeleton
 
 J = skeleton.JOINT_INDEX
@@ -157,6 +157,42 @@ def test_treadmill_stays_walk_travels(gait_stats):
   assert (gait_stats.walk_travel > 2.0).all()
 
 
+def test_leg_length_is_the_skeletons(cohort):
+  """The leg_length covariate is the leg the skeletons are drawn with: hip to
+  ankle joint, height x a personal proportion."""
+  ph = pd.read_parquet(cohort / "phenotypes.parquet").set_index("participant_id")
+  lat = pd.read_parquet(cohort / "latents.parquet").set_index("participant_id")
+  motors = lat.filter(like="motor_").rename(columns=lambda c: c[len("motor_"):])
+  built = [body.make_body(motors.loc[pid]).leg for pid in ph.index]
+  np.testing.assert_allclose(ph["leg_length"], 100 * np.array(built), atol=0.05 + 1e-9)
+  # Its own quantity, not height renamed: the proportion varies between people.
+  ratio = ph["leg_length"] / ph["height"]
+  assert 0.47 < ratio.median() < 0.51 and ratio.std() > 0.004
+  assert 0.8 < np.corrcoef(ph["leg_length"], ph["height"])[0, 1] < 0.99
+  # As measured from the tracked skeletons (hip-knee + knee-ankle, median over frames).
+  measured = []
+  for pid in ph.index:
+    pos = _load(cohort / "recordings" / f"{pid}_self_selected_walk.npz")["positions"]
+    def seg(a: str, b: str, pos=pos) -> float:
+      return np.nanmedian(np.linalg.norm(pos[:, J[a]] - pos[:, J[b]], axis=-1))
+    measured.append(np.mean([seg(f"HIP_{s}", f"KNEE_{s}") + seg(f"KNEE_{s}", f"ANKLE_{s}")
+                             for s in ("LEFT", "RIGHT")]))
+  assert np.corrcoef(measured, ph["leg_length"])[0, 1] > 0.95
+  np.testing.assert_allclose(measured, ph["leg_length"] / 100, atol=0.03)
+
+
+def test_leg_length_leaves_the_motion_as_it_was():
+  """motor.leg_ratio is still 1 + 0.015 x the first motor normal, so adding the
+  covariate changed no recording; bystanders (people.from_noise) get it too."""
+  cohort = people.sample(2, 6)
+  p = motor.params(cohort)
+  np.testing.assert_array_equal(p["leg_ratio"], 1.0 + 0.015 * cohort["motor_noise"][:, 0])
+  np.testing.assert_allclose(cohort["leg_length"],
+                             body.leg_length(cohort["height"], p["leg_ratio"]))
+  e = np.random.default_rng(0).standard_normal((3, people.NOISE_DIM))
+  assert np.isfinite(motor.params(people.from_noise(e))["leg_ratio"]).all()
+
+
 def test_dictionary_phenotypes_truth(cohort):
   d = pd.read_csv(cohort / "dictionary.csv")
   assert list(d.columns) == ["target", "system", "kind", "is_covariate"]
@@ -165,6 +201,8 @@ def test_dictionary_phenotypes_truth(cohort):
   assert set(targets.system) == set(catalogue.SYSTEMS) and targets.system.nunique() == 18
   assert set(targets.kind) == {"continuous", "binary"}
   assert list(d[d.is_covariate].target) == list(synth.COVARIATES)
+  assert set(d[d.is_covariate].system) == {"anthropometrics"}
+  assert d.set_index("target").loc["leg_length", "kind"] == "continuous"
   ph = pd.read_parquet(cohort / "phenotypes.parquet")
   assert list(ph.columns) == ["participant_id"] + list(d.target)
   assert len(ph) == 40 and ph.participant_id.iloc[0] == "P00001"
@@ -175,6 +213,8 @@ def test_dictionary_phenotypes_truth(cohort):
   assert set(np.unique(ph[binary].to_numpy()[~np.isnan(ph[binary].to_numpy())])) <= {0.0, 1.0}
   truth = json.loads((cohort / "truth.json").read_text())
   assert truth["seed"] == 3 and set(truth["targets"]) == set(targets.target)
+  assert truth["covariates"]["leg_length"].startswith("cm")
+  assert "leg_length" not in truth["sources"]  # no target depends on it
   assert {t["category"] for t in truth["targets"].values()} == set(synth.CATEGORIES)
   assert set(truth["factors"]) == set(synth.FACTOR_NAMES)
   for name, t in truth["targets"].items():

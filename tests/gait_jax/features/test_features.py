@@ -22,7 +22,8 @@ from gait_jax import schema, skeleton
 from gait_jax.data import config as data_config
 from gait_jax.data import records
 from gait_jax.data import shards as shards_lib
-from gait_jax.features import balance, extract, job
+from gait_jax.features import anthropometry, balance, extract, job
+from gait_jax.features import kinematics as kin
 from gait_jax.features import config as features_config
 
 J = skeleton.JOINT_INDEX
@@ -174,6 +175,118 @@ def test_bad_clips_fail_with_a_reason():
   assert extract.clip_features(gap, present, FPS, "walk").status != "failed"
 
 
+# A standing body with known segments (m): the left thigh and upper arm are longer
+# than the right ones, so a side average is told apart from either side.
+_BODY = {
+    "PELVIS": (0.0, 0.0, 0.0), "SPINE_NAVEL": (0.0, -0.15, 0.0),
+    "SPINE_CHEST": (0.0, -0.30, 0.0), "NECK": (0.0, -0.50, 0.0), "HEAD": (0.0, -0.65, 0.0),
+    "SHOULDER_LEFT": (0.19, -0.45, 0.0), "SHOULDER_RIGHT": (-0.19, -0.45, 0.0),
+    "ELBOW_LEFT": (0.19, -0.13, 0.0), "ELBOW_RIGHT": (-0.19, -0.15, 0.0),
+    "WRIST_LEFT": (0.19, 0.12, 0.0), "WRIST_RIGHT": (-0.19, 0.10, 0.0),
+    "HIP_LEFT": (0.09, 0.05, 0.0), "HIP_RIGHT": (-0.09, 0.05, 0.0),
+    "KNEE_LEFT": (0.09, 0.49, 0.0), "KNEE_RIGHT": (-0.09, 0.47, 0.0),
+    "ANKLE_LEFT": (0.09, 0.90, 0.0), "ANKLE_RIGHT": (-0.09, 0.88, 0.0),
+    "FOOT_LEFT": (0.09, 0.95, -0.12), "FOOT_RIGHT": (-0.09, 0.93, -0.12),
+}
+_BODY_SIZE = {  # the answers, m
+    "thigh_length_m": 0.43, "shank_length_m": 0.41, "leg_length_m": 0.84,
+    "trunk_length_m": 0.30, "upper_arm_length_m": 0.31, "forearm_length_m": 0.25,
+    "shoulder_width_m": 0.38, "hip_width_m": 0.18,
+}
+
+
+def _moving_body(t: int, tumble: bool = True, seed: int = 0) -> np.ndarray:
+  """f32[T, 32, 3]: _BODY moved about 2-4 m from the camera and, if `tumble`,
+  turned by a random rotation each frame (a distance between joints depends on
+  neither); joints not in _BODY sit at the pelvis."""
+  rng = np.random.default_rng(seed)
+  body = np.zeros((skeleton.NUM_JOINTS, 3))
+  for name, xyz in _BODY.items():
+    body[J[name]] = xyz
+  rot = (stats.special_ortho_group.rvs(3, size=t, random_state=rng) if tumble
+         else np.broadcast_to(np.eye(3), (t, 3, 3)))
+  shift = rng.uniform([-0.5, -0.2, 2.0], [0.5, 0.2, 4.0], (t, 1, 3))
+  return (body @ np.swapaxes(rot, 1, 2) + shift).astype(np.float32)
+
+
+def test_body_size_of_known_skeleton():
+  pos = _moving_body(90)
+  present = np.ones(skeleton.NUM_JOINTS, bool)
+  feats, issues = anthropometry.body_size_features(pos)
+  assert not issues and list(feats) == list(anthropometry.BODY_FEATURES)
+  for name, length in _BODY_SIZE.items():
+    assert feats[name] == pytest.approx(length, abs=1e-5), name
+  # Corrupted frames move no median: a knee 30 cm off in a few frames; a
+  # shoulder at the camera's origin (a tracker's "lost"), a wrist NaN and an
+  # elbow interpolated (confidence 0) in most frames, which are not measurements.
+  bad = pos.copy()
+  bad[[3, 40, 77], J["KNEE_LEFT"]] += np.float32([0.0, 0.3, 0.0])
+  bad[5:60, J["SHOULDER_RIGHT"]] = 0.0
+  bad[10:70, J["WRIST_LEFT"]] = np.nan
+  confidence = np.ones(bad.shape[:2], np.float32)
+  shoulder, elbow = pos[20:80, J["SHOULDER_RIGHT"]], pos[20:80, J["ELBOW_RIGHT"]]
+  bad[20:80, J["ELBOW_RIGHT"]] = shoulder + 1.5 * (elbow - shoulder)  # 15 cm longer
+  confidence[20:80, J["ELBOW_RIGHT"]] = 0.0
+  res = extract.clip_features(bad, present, FPS, "romberg", confidence=confidence)
+  for name, length in _BODY_SIZE.items():
+    assert res.features[name] == pytest.approx(length, abs=1e-5), name
+  assert "body size" not in res.reason
+  # Without the confidences the interpolated elbow counts, and is the majority.
+  res = extract.clip_features(bad, present, FPS, "romberg")
+  assert res.features["upper_arm_length_m"] > _BODY_SIZE["upper_arm_length_m"] + 0.05
+
+
+def test_body_size_nan_where_a_joint_is_absent():
+  pos = _moving_body(90, tumble=False)
+  present = np.ones(skeleton.NUM_JOINTS, bool)
+  # Records store a joint the source lacks as 0 (the UCalgary files lack SPINE_CHEST).
+  present[J["SPINE_CHEST"]] = False
+  pos[:, J["SPINE_CHEST"]] = 0.0
+  # One elbow seen in 8 frames only (< segment_min_frames), the other never; the
+  # right knee never: thigh and shank from the left leg alone.
+  unseen = pos.copy()
+  unseen[8:, J["ELBOW_LEFT"]] = np.nan
+  unseen[:, [J["ELBOW_RIGHT"], J["KNEE_RIGHT"]]] = np.nan
+  feats, issues = anthropometry.body_size_features(kin.as_nan_missing(unseen, present))
+  for name in ("trunk_length_m", "upper_arm_length_m", "forearm_length_m"):
+    assert np.isnan(feats[name]), name
+  assert feats["thigh_length_m"] == pytest.approx(0.44, abs=1e-5)
+  assert feats["shank_length_m"] == pytest.approx(0.41, abs=1e-5)
+  assert feats["leg_length_m"] == pytest.approx(0.85, abs=1e-5)
+  assert feats["shoulder_width_m"] == pytest.approx(0.38, abs=1e-5)
+  [issue] = issues
+  assert issue.startswith("body size not measured: trunk_length_m (PELVIS-SPINE_CHEST in "
+                          "0 frames), upper_arm_length_m (SHOULDER_LEFT-ELBOW_LEFT in 8 "
+                          "frames, SHOULDER_RIGHT-ELBOW_RIGHT in 0 frames)")
+  # Through the extractor: the clip is partial, with the reason, not failed.
+  unseen[:, J["KNEE_RIGHT"]] = pos[:, J["KNEE_RIGHT"]]
+  res = extract.clip_features(unseen, present, FPS, "romberg")
+  assert res.status == "partial"
+  assert "body size not measured: trunk_length_m" in res.reason
+  assert res.reason.endswith("; NaN: trunk_length_m, upper_arm_length_m, forearm_length_m")
+  assert np.isfinite(res.features["sway_area_m2"])
+  assert res.features["thigh_length_m"] == pytest.approx(0.43, abs=1e-5)
+  # Turned off, body size is neither computed nor expected.
+  opts = extract.ClipOptions(anthropometry=anthropometry.BodySizeOptions(body_size=False))
+  res = extract.clip_features(unseen, present, FPS, "romberg", opts)
+  assert all(np.isnan(res.features[f]) for f in anthropometry.BODY_FEATURES)
+  assert "body size" not in res.reason and "trunk_length_m" not in res.reason
+  assert not set(anthropometry.BODY_FEATURES) & set(extract.expected("romberg", opts))
+  config = features_config.get_features_config()
+  config.body_size = False
+  assert features_config.clip_options(config) == opts
+
+
+def test_every_family_gets_body_size():
+  assert extract.FEATURES[-len(anthropometry.BODY_FEATURES):] == anthropometry.BODY_FEATURES
+  for family, feats in extract.FAMILIES.items():
+    assert set(anthropometry.BODY_FEATURES) <= set(feats), family
+    res = extract.clip_features(_moving_body(60, seed=1), np.ones(skeleton.NUM_JOINTS, bool),
+                                FPS, family)
+    for name, length in _BODY_SIZE.items():
+      assert res.features[name] == pytest.approx(length, abs=1e-5), (family, name)
+
+
 def _with_bad_clips(src: pathlib.Path, dst: pathlib.Path, participants: int = 2) -> int:
   """A copy of `src`'s clips of the first participants plus a corrupt record, a
   5-frame clip and an all-NaN clip (all P00001 treadmill); returns the clip count."""
@@ -223,6 +336,9 @@ def test_job_through_main_reports_bad_clips(tiny_shards, tmp_path):
   assert walk["cadence_steps_per_min"].between(60, 140).all()
   assert table.loc[table["task"] == "romberg_eyes_closed", "cadence_steps_per_min"].isna().all()
   assert table.loc[table["task"] == "sit_to_stand", "sway_area_m2"].isna().all()
+  # Body size on every task, in metres.
+  assert table["leg_length_m"].between(0.6, 1.1).all()
+  assert table["hip_width_m"].between(0.1, 0.3).all()
   report = pd.read_csv(work / job.REPORT_FILE)
   failed = report[report["status"] == "failed"]
   reasons = " | ".join(failed["reason"])
@@ -292,7 +408,8 @@ def test_job_through_grain_workers_matches_direct_extraction(tiny_shards, tmp_pa
     except ValueError:
       expected.append((row.clip_id, "failed", "corrupt record", {}))
       continue
-    res = extract.clip_features(clip.positions, clip.present, clip.fps, family, opts)
+    res = extract.clip_features(clip.positions, clip.present, clip.fps, family, opts,
+                                confidence=clip.confidence)
     expected.append((row.clip_id, res.status, res.reason, res.features))
   assert sum(e[2] == "unreadable record" for e in expected) >= 1
 
@@ -359,6 +476,18 @@ def test_features_recover_planted_truth(cohort, tmp_path):
   # The treadmill runs at 3 km/h whoever walks on it.
   speed = table.xs("treadmill", level="task")["speed_m_s"]
   assert speed.between(0.6, 1.0).all() and speed.std() < 0.1
+  # Body size: a person's median over tasks against their clinic measurements.
+  phenotypes = pd.read_parquet(cohort / "cohort" / "phenotypes.parquet")
+  body = table.groupby("participant_id")[list(anthropometry.BODY_FEATURES)].median()
+  body = body.join(phenotypes.set_index("participant_id")[["height", "leg_length"]])
+  assert body.notna().all().all()
+  assert stats.pearsonr(body["leg_length_m"], body["leg_length"])[0] > 0.9
+  # The skeleton's leg (hip to ankle joint) is the leg_length phenotype, in metres.
+  np.testing.assert_allclose(body["leg_length_m"], body["leg_length"] / 100, atol=0.02)
+  stature = body["leg_length_m"] + body["trunk_length_m"]
+  assert stats.pearsonr(stature, body["height"])[0] > 0.9
+  for name in ("thigh_length_m", "shank_length_m", "upper_arm_length_m", "forearm_length_m"):
+    assert stats.pearsonr(body[name], body["height"])[0] > 0.7, name
 
 
 def _load_experiment(variant: str):
