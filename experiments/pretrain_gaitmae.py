@@ -4,10 +4,15 @@ r"""Pretrain the dual-stream spatiotemporal masked autoencoder (the published de
       --workdir runs/pretrain_small --config.data.shards=runs/demo/shards
 
 Variants (the argument after ":"):
-  paper  depth 8, width 128, 8 heads, MLP ratio 2, full 900-frame clips (30 s),
-         26 joints, batch 8, rematerialised blocks, bf16 compute on GPU/TPU.
-  small  a CPU-sized model over 3 s crops; about 4 minutes on 2 cores.
-  smoke  a tiny model for tests: a handful of steps over 32-frame crops.
+  paper       the published recipe, setting for setting: depth 8, width 128, 8 heads,
+              MLP ratio 2, 26 joints, 898-frame windows + 2 sink frames, 2 windows
+              per participant × task per epoch, batch 8, 32 epochs, AdamW 8e-4
+              (`train.config.published_recipe`); rematerialised blocks, bf16 compute
+              on GPU/TPU.
+  paper_plus  the published recipe with this project's changes
+              (`train.config.PLUS_CHANGES`, the README's table).
+  small       a CPU-sized model over 3 s crops; about 4 minutes on 2 cores.
+  smoke       a tiny model for tests: a handful of steps over 32-frame crops.
 Every field is in gait_jax/train/config.py and gait_jax/models/configs.py; override
 any on the command line, e.g. --config.model.dtype=float32.
 Sweeps: `python launch/sweep.py experiments/pretrain_gaitmae.py:small --root runs/sweep
@@ -23,10 +28,7 @@ from gait_jax.train import config as train_config
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   variant, _ = configs.parse_variant(arg, train_config.VARIANTS, "small")
-  c = train_config.get_config(variant, model=variant)
-  if variant == "paper":
-    c.model.remat = True
-    c.optim.lr = 5e-4
+  c = train_config.get_config(variant, model="paper" if variant == "paper_plus" else variant)
   c.wandb.tags = ("gaitmae", variant)
   return c
 

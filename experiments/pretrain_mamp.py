@@ -16,7 +16,7 @@ from gait_jax.train import config as train_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  variant, _ = configs.parse_variant(arg, train_config.VARIANTS, "small")
+  variant, _ = configs.parse_variant(arg, ("paper", "small", "smoke"), "small")
   c = train_config.get_config(variant, model=f"mamp_{variant}")
   if variant == "paper":
     c.data.batch_size = 32

@@ -51,8 +51,12 @@ python -m data_tools.summary --shards "$WORK/shards" --cohort "$COHORT" \
     | tee "$WORK/summary.txt"
 
 step "4/10 pretrain the $PRETRAIN GaitMAE (W&B offline) → $WORK/pretrain_$PRETRAIN"
+# Evaluators: held-out loss on the val participants; a frozen probe of age, BMI and
+# sex over everyone (the val split alone is a handful of people here).
 python -m gait_jax.main --config "experiments/pretrain_gaitmae.py:$PRETRAIN" \
     --workdir "$WORK/pretrain_$PRETRAIN" --config.data.shards="$WORK/shards" \
+    --config.evals.probe.phenotypes="$COHORT/phenotypes.parquet" \
+    --config.evals.probe.split=all --config.evals.probe.max_clips_per_group=1 \
     ${PRETRAIN_ARGS[@]+"${PRETRAIN_ARGS[@]}"}
 
 step "5/10 frozen embeddings with body-region ablations ($CLIPS clip per participant × task, each read once) → $WORK/embed"

@@ -1,6 +1,7 @@
 """The main job's pipeline (launch/pipeline.sh, which launch/demo.sh runs at the demo's
 size) at the smoke size: every stage, W&B offline, the report at the end."""
 
+import json
 import os
 import pathlib
 import re
@@ -38,6 +39,12 @@ def test_every_stage_writes_its_outputs(run):
                "ablation/region_recovery.csv", "ablation/figures/region_heatmap.png",
                "ablation/figures/region_heatmap.svg", "headline.csv"):
     assert (work / path).is_file(), path
+  # The pretraining evaluators ran: held-out loss per task and the frozen probe.
+  records = [json.loads(x) for x in
+             (work / "pretrain_smoke" / "metrics.jsonl").read_text().splitlines()]
+  (evals,) = [r for r in records if "loss" not in r]
+  assert {"val/loss", "val/loss/treadmill", "probe/age_r", "probe/bmi_r",
+          "probe/sex_auc"} <= set(evals)
   embeddings = pd.read_parquet(work / "embed" / "embeddings.parquet")
   assert embeddings["ablation"].nunique() == 9  # none, zero:×4, only:×4
   tasks = pd.read_parquet(work / "probe_tasks" / "results" / "targets.parquet")

@@ -14,6 +14,7 @@ from ml_collections import config_dict
 SPLITS = ("train", "val", "test", "all")
 CENTER_MODES = ("clip", "frame", "none")
 SCALE_MODES = ("none", "height")
+SAMPLERS = ("clips", "windows")
 
 
 def get_data_config() -> ml_collections.ConfigDict:
@@ -85,6 +86,11 @@ def get_data_config() -> ml_collections.ConfigDict:
   # Seeds the shuffle and every augmentation (together with the element index),
   # so a run and a run restored from a checkpoint see the same batches.
   c.seed = 0
+  # Training only: what an epoch is (`pipeline` docstring): "clips" visits every
+  # clip once; "windows" draws windows_per_group random clips of every
+  # participant × task (tasks weigh the same; published: 2).
+  c.sampler = "clips"
+  c.windows_per_group = 2
   # Training only: reshuffle every epoch (a different order in each).
   c.shuffle = True
   # Training only: epochs to read; None repeats forever. Evaluation reads one.

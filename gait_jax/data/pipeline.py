@@ -7,13 +7,23 @@
   GlobalBatches   host batches → jax.Arrays sharded over the mesh's data axes,
                   with the Grain iterator's checkpointable state
 
-Order and epochs (training): each process owns the clips `ids[p::P]` (cut to the
-same count on every process, so all processes run the same number of steps).
-Within it, epoch e is a permutation seeded by (seed, e) — Grain's `shuffle` folds
-the epoch into its seed when read past the first epoch through `repeat` — so
-every epoch visits each clip once, in a new order. Augmentation draws from a
-generator seeded by (seed, process, element index over all epochs), so a clip is
-augmented differently in each epoch. Batches may straddle epoch boundaries.
+Order and epochs (training), by `cfg.sampler`:
+
+  "clips"    an epoch visits every selected clip once. Each process owns the clips
+             `ids[p::P]` (cut to the same count on every process, so all processes
+             run the same number of steps).
+  "windows"  an epoch draws `cfg.windows_per_group` clips, uniformly at random and
+             anew each epoch, from every participant × task group: each task weighs
+             the same whatever its recording length (published: 2 windows of each
+             person's every task per epoch). Each process owns the groups
+             `groups[p::P]`, cut to the same count.
+
+Within a process, epoch e is a permutation seeded by (seed, e) — Grain's `shuffle`
+folds the epoch into its seed when read past the first epoch through `repeat`.
+Window draws and augmentation come from generators seeded by (seed, [process,]
+element index over all epochs), so they differ from epoch to epoch; the training
+crop (`crop_frames`) takes a random window of the drawn clip. Batches may straddle
+epoch boundaries; `epoch_examples` is an epoch's length per process.
 
 Evaluation: no shuffle, no augmentation, one epoch; each process pads its clips to
 the same whole number of batches with copies marked `valid=False` (clip_id -1), so
@@ -161,9 +171,72 @@ def _local_clips(ids: np.ndarray, *, train: bool, local_batch: int, process_inde
   return np.concatenate([local, filler]), valid
 
 
-def _process_seed(seed: int, process_index: int) -> int:
-  """A 32-bit seed for process-local augmentation, so hosts do not augment alike."""
-  digest = hashlib.sha256(f"augment\x00{seed}\x00{process_index}".encode()).digest()
+def _groups(manifest: pd.DataFrame, ids: np.ndarray) -> list[np.ndarray]:
+  """The clip ids of each participant × task group among `ids`, groups sorted by
+  (participant, task)."""
+  rows = manifest.set_index("clip_id").loc[ids, ["participant_id", "task"]].astype(str)
+  keys = list(zip(rows["participant_id"], rows["task"]))
+  by_group: dict[tuple[str, str], list[int]] = {}
+  for key, clip in zip(keys, ids):
+    by_group.setdefault(key, []).append(int(clip))
+  return [np.asarray(by_group[k], np.int64) for k in sorted(by_group)]
+
+
+def _local_groups(groups: list[np.ndarray], *, windows: int, local_batch: int,
+                  process_index: int, process_count: int) -> list[np.ndarray]:
+  """This process's groups for the window sampler, the same count on every process."""
+  per_process = len(groups) // process_count
+  if per_process * windows < local_batch:
+    raise ValueError(f"{len(groups)} participant × task groups × {windows} windows give "
+                     f"{per_process * windows} examples per process per epoch, fewer "
+                     f"than the per-process batch of {local_batch}")
+  return groups[process_index::process_count][:per_process]
+
+
+def epoch_examples(cfg: ml_collections.ConfigDict, process_count: int | None = None) -> int:
+  """Training examples per process in one epoch of `cfg.sampler` (see the module
+  docstring); one epoch is epoch_examples / (batch_size / process_count) steps."""
+  process_count = jax.process_count() if process_count is None else process_count
+  manifest, _ = shards_lib.open_shard_set(cfg.shards)
+  ids = select_clips(manifest, cfg)
+  if cfg.sampler == "windows":
+    return len(_groups(manifest, ids)) // process_count * int(cfg.windows_per_group)
+  return len(ids) // process_count
+
+
+class _GroupSlots:
+  """Random access to the window sampler's slots of one epoch: i → {"group": g}."""
+
+  def __init__(self, num_groups: int, windows: int):
+    self._groups = np.repeat(np.arange(num_groups, dtype=np.int64), windows)
+
+  def __len__(self) -> int:
+    return len(self._groups)
+
+  def __getitem__(self, index) -> dict[str, Any]:
+    return {"group": int(self._groups[int(index)])}
+
+
+class _DrawWindow(grain.transforms.RandomMap):
+  """{"group"} → {"record", "clip_id", "valid"}: a uniformly random clip of the group."""
+
+  def __init__(self, paths: Sequence[str], groups: list[np.ndarray]):
+    self._paths = list(paths)
+    self._groups = groups
+    self._source = None
+
+  def random_map(self, element: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    if self._source is None:  # opened in the process that reads (workers included)
+      self._source = grain.sources.ArrayRecordDataSource(self._paths)
+    clips = self._groups[element["group"]]
+    clip = int(clips[rng.integers(len(clips))])
+    return {"record": self._source[clip], "clip_id": clip, "valid": True}
+
+
+def _process_seed(seed: int, process_index: int, purpose: str = "augment") -> int:
+  """A 32-bit seed for process-local draws (`purpose`: "augment", "window"), so hosts
+  do not draw alike and one draw does not shadow another."""
+  digest = hashlib.sha256(f"{purpose}\x00{seed}\x00{process_index}".encode()).digest()
   return int.from_bytes(digest[:4], "big")
 
 
@@ -194,14 +267,27 @@ def make_dataset(cfg: ml_collections.ConfigDict, *, train: bool,
 
   manifest, paths = shards_lib.open_shard_set(cfg.shards)
   ids = select_clips(manifest, cfg)
-  local_ids, valid = _local_clips(ids, train=train, local_batch=local_batch,
-                                  process_index=process_index, process_count=process_count)
-  ds = grain.MapDataset.source(ClipSource(paths, local_ids, valid)).seed(cfg.seed)
+  if cfg.sampler not in config_lib.SAMPLERS:
+    raise ValueError(f"sampler={cfg.sampler!r}; expected one of {config_lib.SAMPLERS}")
+  if train and cfg.sampler == "windows":
+    groups = _local_groups(_groups(manifest, ids), windows=int(cfg.windows_per_group),
+                           local_batch=local_batch, process_index=process_index,
+                           process_count=process_count)
+    ds = grain.MapDataset.source(_GroupSlots(len(groups), int(cfg.windows_per_group)))
+  else:
+    local_ids, valid = _local_clips(ids, train=train, local_batch=local_batch,
+                                    process_index=process_index,
+                                    process_count=process_count)
+    ds = grain.MapDataset.source(ClipSource(paths, local_ids, valid))
+  ds = ds.seed(cfg.seed)
   if train:
     if cfg.shuffle:
       # Shuffle before repeat: each epoch is one permutation, seeded by (seed, epoch).
       ds = ds.shuffle()
     ds = ds.repeat(cfg.num_epochs)
+    if cfg.sampler == "windows":
+      ds = ds.seed(_process_seed(cfg.seed, process_index, "window"))
+      ds = ds.random_map(_DrawWindow(paths, groups))
     ds = ds.map(tr.DecodeRecord())
     ds = ds.seed(_process_seed(cfg.seed, process_index))
     ds = ds.random_map(tr.TrainTransform(opts))

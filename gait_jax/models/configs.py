@@ -52,9 +52,19 @@ def _gaitmae(depth: int, width: int, heads: int, mlp_ratio: float) -> ml_collect
   # Frame position: "rotary" (RoPE on the temporal attention's q/k; any T) or
   # "learned" ([num_frames, D] added to the tokens; T <= num_frames of build).
   c.temporal_pos = "rotary"
-  # Learned sink tokens prepended to every spatial and temporal attention (keys
-  # and values only; their outputs would be dropped). 0 = none.
+  # Learned sink frames prepended in time: every layer processes them with the
+  # clip's frames (outside the rotary positions); dropped before the final norm.
+  # 0 = none. The published model has 2 (898 frames + 2 = 900 time steps).
   c.num_sinks = 0
+  # Input projection of each joint-frame's channels: "shared" (one for all
+  # joints, published) or "per_joint" (each joint its own).
+  c.embedding = "per_joint"
+  # A fifth input channel flagging hidden joint-frames (besides zeroing them).
+  # Published: no (x, y, z, confidence only).
+  c.mask_channel = True
+  # Width of the tanh pre-logits projection before the reconstruction head (the
+  # published 32); 0 = the head reads the stream directly.
+  c.pre_logits = 0
   _common(c)
 
   c.masking = ml_collections.ConfigDict()
@@ -64,6 +74,8 @@ def _gaitmae(depth: int, width: int, heads: int, mlp_ratio: float) -> ml_collect
   c.masking.regions_hidden = 4
   # Probability that a whole frame (every joint) is hidden, on top.
   c.masking.frame_ratio = 0.04
+  # Probability that a single joint-frame is hidden, on top.
+  c.masking.joint_ratio = 0.0
   # Std (metres) of Gaussian noise on the visible xyz, training only.
   c.masking.noise_std = 0.05
   # Regions hidden in every frame, also at encode time (ablations), e.g.

@@ -28,11 +28,15 @@ def forward_flops(cfg: ml_collections.ConfigDict, num_joints: int, num_frames: i
   """Forward-pass FLOPs for one example of num_frames × num_joints."""
   d, r = int(cfg.width), float(cfg.mlp_ratio)
   if cfg.name == "gaitmae":
-    n = num_frames * num_joints
     sinks = int(cfg.num_sinks)
-    layer = (2 * _block(n, num_joints + sinks, d, r) + 2 * _block(n, num_frames + sinks, d, r)
+    out = num_frames * num_joints
+    n = (num_frames + sinks) * num_joints  # the sink frames go through every layer
+    layer = (2 * _block(n, num_joints, d, r) + 2 * _block(n, num_frames + sinks, d, r)
              + 2 * n * 2 * d * 2)  # the fusion weights
-    return float(2 * n * 5 * d + int(cfg.depth) * layer + 2 * n * d * 3)
+    channels = 5 if cfg.mask_channel else 4
+    p_dim = int(cfg.pre_logits)
+    head = 2 * out * (d * p_dim + p_dim * 3) if p_dim else 2 * out * d * 3
+    return float(2 * out * channels * d + int(cfg.depth) * layer + head)
   if cfg.name == "mamp":
     p = int(cfg.patch_frames)
     n = num_frames // p * num_joints

@@ -4,9 +4,12 @@ The published model's design (DSTformer-style, after MotionBERT): every joint in
 every frame is a token; each layer runs a spatial→temporal branch (attention over
 the J joints of a frame, then over the T frames of a joint) and a
 temporal→spatial branch, and fuses them per token with learned weights
-α = softmax(W [ST; TS]), out = α₀·ST + α₁·TS. A LayerNorm + linear head
-reconstructs every token's xyz from inputs whose hidden joint-frames are zeroed
-and flagged (see `masking`).
+α = softmax(W [ST; TS]), out = α₀·ST + α₁·TS. A LayerNorm, an optional
+tanh pre-logits projection and a linear head reconstruct every token's xyz from
+inputs whose hidden joint-frames are zeroed (and, with cfg.mask_channel, flagged;
+see `masking`). Optional sink frames (cfg.num_sinks): learned frames prepended in
+time that every layer processes with the rest, outside the rotary positions, and
+that are dropped before the final LayerNorm.
 
 Shapes: B examples, T frames, J joints, D = cfg.width; the residual stream stays
 [B, T, J, D] and is sharding-constrained as ("batch", "frames", "joints",
@@ -31,7 +34,7 @@ from gait_jax.models import masking
 from gait_jax.models import stack
 
 STREAM = ("batch", "frames", "joints", "embed")
-IN_CHANNELS = 5  # x, y, z, confidence, mask
+EMBEDDINGS = ("shared", "per_joint")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,13 +43,14 @@ class MaskingSpec:
   span_frames: int
   regions_hidden: int
   frame_ratio: float
+  joint_ratio: float
   noise_std: float
   always_hide: tuple[str, ...]
 
   @classmethod
   def from_config(cls, c: ml_collections.ConfigDict) -> MaskingSpec:
     return cls(int(c.span_frames), int(c.regions_hidden), float(c.frame_ratio),
-               float(c.noise_std), tuple(c.always_hide))
+               float(c.joint_ratio), float(c.noise_std), tuple(c.always_hide))
 
 
 def _fold(rng: jax.Array | None, i: int) -> jax.Array | None:
@@ -61,10 +65,11 @@ class DualStreamLayer(nnx.Module):
                attention_impl: str | None, attention_block: int, rngs: nnx.Rngs):
     def block(temporal: bool) -> layers.TransformerBlock:
       return layers.TransformerBlock(
-          width, num_heads, mlp_ratio, num_sinks=num_sinks,
-          use_rotary=rotary and temporal, dropout_rate=dropout_rate, dtype=dtype,
-          attention_impl=attention_impl, attention_block=attention_block, rngs=rngs)
+          width, num_heads, mlp_ratio, use_rotary=rotary and temporal,
+          dropout_rate=dropout_rate, dtype=dtype, attention_impl=attention_impl,
+          attention_block=attention_block, rngs=rngs)
     self.dtype = dtype
+    self.num_sinks = num_sinks
     self.st_spatial = block(temporal=False)
     self.st_temporal = block(temporal=True)
     self.ts_temporal = block(temporal=True)
@@ -74,29 +79,32 @@ class DualStreamLayer(nnx.Module):
                              kernel_init=layers.ZEROS,
                              bias_init=nnx.initializers.constant(0.5))
 
-  @staticmethod
-  def _spatial(block: layers.TransformerBlock, x: jax.Array,
-               rng: jax.Array | None) -> jax.Array:
-    b, t, j, d = x.shape
-    return block(x.reshape(b * t, j, d), rng).reshape(b, t, j, d)
-
-  @staticmethod
-  def _temporal(block: layers.TransformerBlock, x: jax.Array,
-                rng: jax.Array | None) -> jax.Array:
-    b, t, j, d = x.shape
-    seq = x.transpose(0, 2, 1, 3).reshape(b * j, t, d)
-    out = block(seq, rng, jnp.arange(t, dtype=jnp.float32))
-    return out.reshape(b, j, t, d).transpose(0, 2, 1, 3)
-
   def __call__(self, x: jax.Array, rng: jax.Array | None = None) -> jax.Array:
-    """x: [B, T, J, D] → [B, T, J, D]; rng: dropout key or None."""
-    st = self._temporal(self.st_temporal, self._spatial(self.st_spatial, x, _fold(rng, 0)),
-                        _fold(rng, 1))
-    ts = self._spatial(self.ts_spatial, self._temporal(self.ts_temporal, x, _fold(rng, 2)),
-                       _fold(rng, 3))
-    logits = self.fuse(jnp.concatenate([st, ts], axis=-1))
-    alpha = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(st.dtype)
-    return alpha[..., :1] * st + alpha[..., 1:] * ts
+    """x: [B, T, J, D] → [B, T, J, D]; rng: dropout key or None.
+
+    Every block works on the stream in place: attention runs along the joints
+    (axis 2) or the frames (axis 1) of [B, T, J, D] (`layers.Attention`), so the
+    stream is never transposed; only q, k, v and the attention output are.
+    """
+    t = x.shape[1]
+    # Sink frames sit at position 0 (no rotation), the clip's frames at 0..T-1.
+    positions = jnp.concatenate([jnp.zeros(self.num_sinks, jnp.float32),
+                                 jnp.arange(t - self.num_sinks, dtype=jnp.float32)])
+    st = self.st_spatial(x, _fold(rng, 0), seq_axis=2)
+    st = self.st_temporal(st, _fold(rng, 1), positions, seq_axis=1)
+    ts = self.ts_temporal(x, _fold(rng, 2), positions, seq_axis=1)
+    ts = self.ts_spatial(ts, _fold(rng, 3), seq_axis=2)
+    # α = softmax(fuse([st; ts])) over two logits is α₀ = sigmoid(l₀ - l₁): one
+    # matrix-vector pass over st and ts instead of a concatenated [.., 2D] copy.
+    d = st.shape[-1]
+    kernel = self.fuse.kernel[...].astype(jnp.float32)
+    bias = self.fuse.bias[...].astype(jnp.float32)
+    w = (kernel[:, 0] - kernel[:, 1]).astype(st.dtype)
+    diff = (jnp.einsum("...d,d->...", st, w[:d], preferred_element_type=jnp.float32)
+            + jnp.einsum("...d,d->...", ts, w[d:], preferred_element_type=jnp.float32)
+            + (bias[0] - bias[1]))
+    alpha = jax.nn.sigmoid(diff)[..., None].astype(st.dtype)
+    return ts + alpha * (st - ts)
 
 
 class GaitMAE(nnx.Module):
@@ -120,18 +128,31 @@ class GaitMAE(nnx.Module):
     masking.region_index(self.mask_spec.always_hide)  # fail early on a typo
     self.velocity_weight = float(cfg.loss.velocity_weight)
     self.hidden_only = bool(cfg.loss.hidden_only)
+    if cfg.embedding not in EMBEDDINGS:
+      raise ValueError(f"embedding={cfg.embedding!r}; expected one of {EMBEDDINGS}")
+    self.embedding = str(cfg.embedding)
+    self.in_channels = 5 if cfg.mask_channel else 4  # x, y, z, confidence[, mask]
+    self.num_sinks = int(cfg.num_sinks)
     num_joints = len(self.joints)
 
-    # Separate input weights per joint: a joint's channels mean different things
-    # for different joints (e.g. how reliable its confidence is).
-    self.embed_kernel = layers.make_param(
-        rngs, layers.KERNEL_INIT, (num_joints, IN_CHANNELS, width),
-        ("joints", None, "embed"))
+    # The input projection: one for every joint (published), or one per joint (a
+    # joint's channels mean different things for different joints, e.g. how
+    # reliable its confidence is).
+    if self.embedding == "shared":
+      self.embed_kernel = layers.make_param(
+          rngs, layers.KERNEL_INIT, (self.in_channels, width), (None, "embed"))
+    else:
+      self.embed_kernel = layers.make_param(
+          rngs, layers.KERNEL_INIT, (num_joints, self.in_channels, width),
+          ("joints", None, "embed"))
     self.joint_embed = layers.make_param(
         rngs, layers.KERNEL_INIT, (num_joints, width), ("joints", "embed"))
     if self.temporal_pos == "learned":
       self.temporal_embed = layers.make_param(
           rngs, layers.KERNEL_INIT, (self.num_frames, width), ("frames", "embed"))
+    if self.num_sinks:
+      self.sinks = layers.make_param(rngs, layers.KERNEL_INIT, (self.num_sinks, width),
+                                     (None, "embed"))
     self.depth = int(cfg.depth)
     self.layers = stack.create(
         lambda layer_rngs: DualStreamLayer(
@@ -141,21 +162,37 @@ class GaitMAE(nnx.Module):
             attention_block=int(cfg.attention_block), rngs=layer_rngs),
         self.depth, rngs)
     self.norm = layers.layer_norm(width, dtype=dtype, rngs=rngs)
-    self.head = layers.dense(width, 3, ("embed", None), dtype=dtype, rngs=rngs)
+    # Reconstruction head: a tanh pre-logits projection to cfg.pre_logits (published:
+    # 32), then linear to xyz; pre_logits 0 = linear from the stream.
+    self.pre_logits = (layers.dense(width, int(cfg.pre_logits), ("embed", None), dtype=dtype,
+                                    rngs=rngs) if cfg.pre_logits else None)
+    self.head = layers.dense(int(cfg.pre_logits) or width, 3,
+                             (None if cfg.pre_logits else "embed", None), dtype=dtype,
+                             rngs=rngs)
 
   # --- Forward ----------------------------------------------------------------
 
   def _embed(self, x: jax.Array) -> jax.Array:
-    """x: f32[B, T, J, 5] → [B, T, J, D] in the compute dtype."""
-    t = x.shape[1]
+    """x: f32[B, T, J, 5] → [B, S + T, J, D] in the compute dtype (S sink frames
+    first)."""
+    b, t, j = x.shape[:3]
     dtype = self.dtype
-    h = jnp.einsum("btjc,jcd->btjd", x.astype(dtype), self.embed_kernel[...].astype(dtype))
-    h = h + self.joint_embed[...].astype(dtype)
+    x = x[..., :self.in_channels].astype(dtype)
+    kernel = self.embed_kernel[...].astype(dtype)
+    if self.embedding == "shared":
+      h = jnp.einsum("btjc,cd->btjd", x, kernel)
+    else:
+      h = jnp.einsum("btjc,jcd->btjd", x, kernel)
+    h = h + self.joint_embed[...].astype(dtype)  # also the projection's bias
     if self.temporal_pos == "learned":
       if t > self.num_frames:
         raise ValueError(f"{t} frames but the learned temporal embedding has "
                          f"{self.num_frames}; build the model with num_frames >= {t}")
       h = h + self.temporal_embed[...][:t, None].astype(dtype)
+    if self.num_sinks:
+      sinks = self.sinks[...].astype(dtype)[None, :, None]
+      h = jnp.concatenate([jnp.broadcast_to(sinks, (b, self.num_sinks, j, h.shape[-1])), h],
+                          axis=1)
     return layers.constrain(h, STREAM)
 
   def _stream(self, x: jax.Array, *, layer: int = -1,
@@ -169,12 +206,20 @@ class GaitMAE(nnx.Module):
     """
     count = stack.layer_index(layer, self.depth) + 1
     h = stack.apply(self.layers, self._embed(x), rng, count=count, remat=self.remat,
-                    names=STREAM)
+                    names=STREAM)[:, self.num_sinks:]
     return self.norm(h) if count == self.depth else h
 
   def __call__(self, x: jax.Array, rng: jax.Array | None = None) -> jax.Array:
     """x: f32[B, T, J, 5] model input → f32[B, T, J, 3] reconstructed xyz."""
-    return self.head(self._stream(x, rng=rng)).astype(jnp.float32)
+    return self.decode_tokens(self._stream(x, rng=rng))
+
+  def decode_tokens(self, features: jax.Array) -> jax.Array:
+    """The reconstruction head on last-layer token features ([..., D], from
+    `features` or `encode` with layer -1) → f32[..., 3] xyz."""
+    h = features.astype(self.dtype)
+    if self.pre_logits is not None:
+      h = jnp.tanh(self.pre_logits(h))
+    return self.head(h).astype(jnp.float32)
 
   # --- The API the trainer and the probes use ----------------------------------
 

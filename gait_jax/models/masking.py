@@ -5,7 +5,8 @@ in. Two schemes:
 
   GaitMAE (`make_mask` + `apply_mask`): time is cut into spans of `span_frames`;
   in every span of every example `regions_hidden` of the six masking regions are
-  hidden, a `frame_ratio` fraction of whole frames is hidden on top, and the
+  hidden, a `frame_ratio` fraction of whole frames and a `joint_ratio` fraction of
+  single joint-frames are hidden on top, and the
   regions of `always_hide` are hidden everywhere (ablations). Hidden inputs are
   zeroed and flagged in a fifth, mask channel.
 
@@ -78,6 +79,7 @@ def make_mask(rng: jax.Array, batch_size: int, num_frames: int,
     joint_regions: int[J] masking region of each joint (`region_ids(joints)`).
     cfg: masking config with fields span_frames (S), regions_hidden (k of the 6
       regions hidden per span), frame_ratio (probability that a whole frame is
+      hidden), joint_ratio (probability that one joint-frame is
       hidden) and always_hide (region names hidden everywhere).
 
   Returns:
@@ -105,6 +107,9 @@ def make_mask(rng: jax.Array, batch_size: int, num_frames: int,
   if cfg.frame_ratio > 0:
     frames = jax.random.bernoulli(frame_rng, cfg.frame_ratio, (batch_size, num_frames))
     hidden = hidden | frames[:, :, None]
+  if cfg.joint_ratio > 0:  # its own key: the draws above do not change with it
+    joint_rng = jax.random.fold_in(frame_rng, 1)
+    hidden = hidden | jax.random.bernoulli(joint_rng, cfg.joint_ratio, hidden.shape)
   if cfg.always_hide:
     hidden = hidden | always_hidden(num_frames, joint_regions, cfg.always_hide)[None]
   return hidden

@@ -35,6 +35,9 @@ def get_config(variant: str = "paper") -> ml_collections.ConfigDict:
   c.dictionary = config_dict.placeholder(str)
   c.id_column = "participant_id"
   c.sex_column = "sex"  # 1 = male, 0 = female
+  # A pretraining run's workdir: probe only participants that run did not train on
+  # (its config.json's shard set and data filters; the others are reported).
+  c.held_out_of = config_dict.placeholder(str)
   # Covariates for the gain over them (comma-separated; empty: no gain models).
   c.covariates = "age,sex,bmi,visceral_fat,height"
   # Tasks: "" (every task in the file, fused), "a,b" (those, fused) or "each" (each

@@ -36,6 +36,7 @@ from sklearn import metrics
 from gait_jax import progress, sharding, tracking
 from gait_jax.errors import InputError
 from gait_jax.probing import engine, protocol as protocol_lib, stats, tables
+from gait_jax.train import state as state_lib
 
 NULL_PREFIX = "__null_"
 
@@ -228,6 +229,21 @@ def _calibrated(z: np.ndarray, binary: np.ndarray, is_null: np.ndarray, test: st
   return p, np.where(binary, lam["binary"], lam["continuous"]), lam, rows
 
 
+def _held_out(ids: np.ndarray, pretrain_workdir: str, report: tables.Report) -> np.ndarray:
+  """`ids` less the participants the pretraining run in `pretrain_workdir` trained on
+  (each reported)."""
+  trained = state_lib.trained_participants(pretrain_workdir)
+  for pid in sorted(set(ids) & trained):
+    report.add("participant", pid, f"trained on by the encoder ({pretrain_workdir})")
+  kept = np.asarray([i for i in ids if i not in trained])
+  if not len(kept):
+    raise InputError(f"every participant was trained on by {pretrain_workdir!r}; "
+                     "nobody is held out")
+  print(f"probe: {len(kept)} of {len(ids)} participants held out of {pretrain_workdir}",
+        flush=True)
+  return kept
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
   """Runs the probe; returns the targets table (also written to workdir/results)."""
   report = tables.Report()
@@ -241,6 +257,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
                                               for f in s.views.frames.values()])))
   ids = np.asarray(tables.align(feature_ids, ph.values.index, str(config.embeddings),
                                 config.phenotypes, report))
+  if config.held_out_of:
+    ids = _held_out(ids, config.held_out_of, report)
   meta = ph.meta.reset_index(drop=True)
   names = list(meta["target"])
   y_real = ph.values.loc[ids, names].to_numpy(np.float64)

@@ -25,6 +25,7 @@ from gait_jax.data import pipeline
 from gait_jax.data import shards as shards_lib
 from gait_jax.models import flops as flops_lib
 from gait_jax.train import checkpoint as ckpt_lib
+from gait_jax.train import evaluators as evaluators_lib
 from gait_jax.train import figures, state as state_lib, writer as writer_lib
 
 # bf16 dense peak FLOP/s per device, for MFU when the config gives none.
@@ -39,17 +40,49 @@ def peak_flops_per_device(config: ml_collections.ConfigDict) -> float:
   return next((v for k, v in PEAK_FLOPS.items() if k.lower() in kind.lower()), 0.0)
 
 
+def micro_batches(batch: dict[str, jax.Array], count: int) -> dict[str, jax.Array]:
+  """[B, ...] → [count, B / count, ...]; micro-batch i holds rows i, i + count, ...,
+  so that each device keeps its own rows of a batch split over the data axes."""
+  def split(x):
+    if x.shape[0] % count:
+      raise ValueError(f"batch of {x.shape[0]} does not split into {count} micro-batches")
+    return jnp.moveaxis(x.reshape(x.shape[0] // count, count, *x.shape[1:]), 1, 0)
+  return jax.tree.map(split, batch)
+
+
 def make_train_step(model_def: state_lib.ModelDef, optimizer: optax.GradientTransformation,
-                    schedule: optax.Schedule):
-  """(state, batch) → (state, metrics): one optimiser step, RNG folded with the step."""
+                    schedule: optax.Schedule, grad_accum: int = 1):
+  """(state, batch) → (state, metrics): one optimiser step, RNG folded with the step.
+
+  With grad_accum > 1 the batch runs as that many micro-batches in a `lax.scan`
+  (micro-batch i with the step's key folded with i); loss, metrics and gradients
+  are their means.
+  """
+
+  def grads_of(params, batch, rng):
+    def loss_fn(params):
+      return model_def.merge(params).loss(batch, rng, train=True)
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return metrics, grads
 
   def train_step(state: dict[str, Any], batch: dict[str, jax.Array]):
     rng = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
+    if grad_accum == 1:
+      metrics, grads = grads_of(state["params"], batch, rng)
+    else:
+      micros = micro_batches(batch, grad_accum)
 
-    def loss_fn(params):
-      return model_def.merge(params).loss(batch, rng, train=True)
+      def body(total, micro_and_index):
+        micro, i = micro_and_index
+        out = grads_of(state["params"], micro, jax.random.fold_in(rng, i))
+        return jax.tree.map(jnp.add, total, out), None
 
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+      shapes = jax.eval_shape(grads_of, state["params"],
+                              jax.tree.map(lambda x: x[0], micros), rng)
+      zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+      total, _ = jax.lax.scan(body, zeros, (micros, jnp.arange(grad_accum)))
+      metrics, grads = jax.tree.map(lambda x: x / grad_accum, total)
+    loss = metrics["loss"]
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
@@ -95,8 +128,7 @@ def setup_training(config: ml_collections.ConfigDict, mesh, joints, num_frames: 
   # Outside `use_rules`: the model is built with logical names, which Flax would
   # resolve through the rules in `nnx.get_partition_spec` inside it.
   model_def, _, param_specs = state_lib.abstract_model(config, joints, num_frames)
-  optimizer = state_lib.make_optimizer(config.optim, config.total_steps,
-                                       state_lib.decay_mask(param_specs))
+  optimizer = state_lib.make_optimizer(config.optim, config.total_steps, param_specs)
   init = state_lib.init_fn(config, joints, num_frames, optimizer)
   abstract = jax.eval_shape(init, config.seed)
   shardings = state_lib.state_shardings(abstract, param_specs, optimizer, mesh, rules)
@@ -104,7 +136,7 @@ def setup_training(config: ml_collections.ConfigDict, mesh, joints, num_frames: 
                           abstract, shardings)
   batch_sharding = pipeline.batch_sharding(mesh, tuple(config.mesh.data_axes))
   replicated = NamedSharding(mesh, PartitionSpec())
-  step = jax.jit(make_train_step(model_def, optimizer, schedule),
+  step = jax.jit(make_train_step(model_def, optimizer, schedule, int(config.grad_accum)),
                  in_shardings=(shardings, batch_sharding),
                  out_shardings=(shardings, replicated), donate_argnums=0)
   reconstruct = jax.jit(lambda p, b, r: model_def.merge(p).reconstruct(b, r),
@@ -122,11 +154,29 @@ def _num_frames(config: ml_collections.ConfigDict) -> int:
   return int(manifest["frames"].iloc[0])
 
 
+def resolve_run_length(config: ml_collections.ConfigDict) -> None:
+  """Run length and warm-up given in epochs of the data sampler → steps, in place.
+
+  One epoch is `pipeline.epoch_examples` / (batch_size / process_count) steps (a
+  fraction is kept: batches straddle epochs); total_steps = ceil(num_epochs × that).
+  """
+  if config.num_epochs is None:
+    if config.optim.warmup_epochs is not None:
+      raise ValueError("optim.warmup_epochs needs num_epochs (the run length in epochs)")
+    return
+  local_batch = config.data.batch_size // jax.process_count()
+  steps_per_epoch = pipeline.epoch_examples(config.data) / local_batch
+  config.total_steps = max(1, int(np.ceil(config.num_epochs * steps_per_epoch)))
+  if config.optim.warmup_epochs is not None:
+    config.optim.warmup_steps = int(round(config.optim.warmup_epochs * steps_per_epoch))
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains until `config.total_steps`; returns the last logged metrics."""
   workdir_path = pathlib.Path(workdir)
   if config.model.get("dtype") == "auto":
     config.model.dtype = "bfloat16" if jax.default_backend() in ("gpu", "tpu") else "float32"
+  resolve_run_length(config)
   if jax.process_index() == 0:
     workdir_path.mkdir(parents=True, exist_ok=True)
     (workdir_path / "config.json").write_text(config.to_json_best_effort(indent=2))
@@ -154,6 +204,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   writer.note(f"model {config.model.name}: "
               f"{state_lib.count_params(abstract['params']) / 1e6:.3f} M parameters, "
               f"{len(joints)} joints × {num_frames} frames")
+  evals = evaluators_lib.build(config, mesh, setup.rules, setup.model_def, joints,
+                               num_frames)
+  if evals:
+    writer.note("evaluators: " + ", ".join(f"{e.name} every {e.every}" for e in evals))
 
   # --- Resume: checkpoint in workdir → init_from → scratch ----------------------
   checkpointer = ckpt_lib.Checkpointer(workdir_path / "checkpoints",
@@ -216,6 +270,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
           last["mfu"] = flops_per_step / dt / peak
         writer.write(step, last)
         t_log, steps_since = time.perf_counter(), 0
+      due = [e for e in evals if step % e.every == 0 or step == config.total_steps]
+      if due:  # every process runs them (replicated outputs); one record per step
+        writer.write(step, {k: v for e in due for k, v in e.run(state["params"], step).items()})
       if config.figure_every and step % config.figure_every == 0:
         _figure(setup, state, batch, joints, workdir_path, step, writer)
       checkpointer.save(step, state, batches.iterator,
@@ -228,14 +285,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
       if step < config.total_steps:
         batch = next(batches)
   finally:
+    for evaluator in evals:
+      evaluator.close()
     signal.signal(signal.SIGTERM, previous_handler)
     checkpointer.close()
     batches.close()
     writer.close()
   if jax.process_index() == 0:
     (workdir_path / "final_metrics.json").write_text(json.dumps({"step": step, **last}))
-    history = [json.loads(line) for line in
-               (workdir_path / "metrics.jsonl").read_text().splitlines()]
+    history = [r for r in map(json.loads,
+                              (workdir_path / "metrics.jsonl").read_text().splitlines())
+               if "loss" in r]
     if len(history) > 1:
       print(f"loss: {history[0]['loss']:.4f} at step {history[0]['step']} → "
             f"{history[-1]['loss']:.4f} at step {history[-1]['step']}", flush=True)

@@ -28,6 +28,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gait_jax import models, sharding, skeleton
+from gait_jax.data import pipeline
 from gait_jax.data import shards as shards_lib
 from gait_jax.errors import InputError
 from gait_jax.train import checkpoint
@@ -35,12 +36,25 @@ from gait_jax.train import checkpoint
 State = dict[str, Any]
 
 
+WARMUPS = ("linear", "constant")
+DECAYS = ("matrices", "all")
+
+
 def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Schedule:
-  """Linear warm-up to `lr`, then cosine decay to `lr * end_lr_ratio`."""
+  """`warmup_steps` of warm-up, then cosine decay to `lr * end_lr_ratio` at
+  `total_steps`. Warm-up "linear" rises from 0 to `lr`; "constant" holds `lr`
+  (published: constant for 0.3 epoch, then cosine over the rest of 32 epochs)."""
+  if cfg.warmup not in WARMUPS:
+    raise ValueError(f"optim.warmup={cfg.warmup!r}; expected one of {WARMUPS}")
   warmup = min(int(cfg.warmup_steps), max(total_steps - 1, 0))
-  return optax.warmup_cosine_decay_schedule(
-      init_value=0.0, peak_value=cfg.lr, warmup_steps=warmup,
-      decay_steps=max(total_steps, warmup + 1), end_value=cfg.lr * cfg.end_lr_ratio)
+  if cfg.warmup == "linear":
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=cfg.lr, warmup_steps=warmup,
+        decay_steps=max(total_steps, warmup + 1), end_value=cfg.lr * cfg.end_lr_ratio)
+  return optax.join_schedules(
+      [optax.constant_schedule(cfg.lr),
+       optax.cosine_decay_schedule(cfg.lr, max(total_steps - warmup, 1),
+                                   alpha=cfg.end_lr_ratio)], [warmup])
 
 
 def decay_mask(param_specs: Any) -> Any:
@@ -53,13 +67,18 @@ def decay_mask(param_specs: Any) -> Any:
                       is_leaf=lambda x: isinstance(x, PartitionSpec))
 
 
-def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, mask: Any
+def make_optimizer(cfg: ml_collections.ConfigDict, total_steps: int, param_specs: Any
                    ) -> optax.GradientTransformation:
-  """AdamW with warm-up + cosine, global-norm clipping and a weight decay `mask`
-  (a pytree of bools like the params; see `decay_mask`)."""
+  """AdamW on `make_schedule`, global-norm clipping when `clip_norm` > 0, weight
+  decay on what `cfg.decay` names: "matrices" (`decay_mask` of the logical
+  `param_specs`) or "all" parameters (published, as torch's AdamW over
+  model.parameters())."""
+  if cfg.decay not in DECAYS:
+    raise ValueError(f"optim.decay={cfg.decay!r}; expected one of {DECAYS}")
+  mask = decay_mask(param_specs) if cfg.decay == "matrices" else None
   return optax.chain(
       optax.clip_by_global_norm(cfg.clip_norm) if cfg.clip_norm else optax.identity(),
-      optax.adamw(make_schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2,
+      optax.adamw(make_schedule(cfg, total_steps), b1=cfg.b1, b2=cfg.b2, eps=cfg.eps,
                   weight_decay=cfg.weight_decay, mask=mask))
 
 
@@ -166,12 +185,35 @@ def train_frames(config: ml_collections.ConfigDict) -> int:
 
 
 def load_pretrain_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a pretraining run wrote to its workdir (config.json)."""
+  """The config a pretraining run wrote to its workdir (config.json).
+
+  Model fields added since the run was written take their defaults (each new
+  field's default is the behaviour before it existed), so older runs load.
+  """
   path = pathlib.Path(workdir) / "config.json"
   if not path.is_file():
     raise InputError(f"{path}: not found; expected a pretraining run's workdir (it holds "
                      "config.json and checkpoints/)")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  name = config.model.get("name", "gaitmae")
+  model = models.get_model_config("smoke" if name == "gaitmae" else f"{name}_smoke")
+  model.update(config.model.to_dict())
+  config.model = model
+  return config
+
+
+def trained_participants(workdir: str) -> set[str]:
+  """The participant ids the pretraining run in `workdir` read: its shard set's clips
+  under its data filters (split, tasks, participants), from its config.json."""
+  config = load_pretrain_config(workdir)
+  try:
+    manifest, _ = shards_lib.open_shard_set(config.data.shards)
+  except (shards_lib.ShardSetError, OSError, TypeError) as e:
+    raise InputError(f"{workdir}: its shard set {config.data.shards!r} cannot be opened "
+                     f"to learn whom it trained on: {e}") from e
+  clips = pipeline.select_clips(manifest, config.data)
+  rows = manifest.set_index("clip_id").loc[clips]
+  return set(rows["participant_id"].astype(str))
 
 
 def load_encoder(workdir: str, mesh: Mesh, dtype: str = "pretrain") -> Encoder:

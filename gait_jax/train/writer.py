@@ -57,6 +57,10 @@ class MetricWriter:
     if self._start is None:
       self._start = (now, step)
     t0, s0 = self._start
+    if "loss" not in record:  # an evaluator's metrics (`evaluators`)
+      print(" | ".join([f"step {step}/{self.total_steps} eval"] + [
+          f"{k} {v:.4f}" for k, v in record.items() if k != "step"]), flush=True)
+      return
     eta = (now - t0) / max(step - s0, 1) * (self.total_steps - step) if step > s0 else 0
     parts = [f"step {step}/{self.total_steps}", f"loss {record['loss']:.4f}"]
     if "clips_per_s" in record:

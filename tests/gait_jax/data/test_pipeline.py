@@ -282,6 +282,45 @@ def test_training_epochs_each_clip_once_in_new_orders(shard_dir):
   assert sorted(np.concatenate(halves)) == list(range(NUM_CLIPS))
 
 
+def _group_of(shard_dir) -> dict[int, tuple[str, str]]:
+  manifest, _ = shards.open_shard_set(str(shard_dir))
+  return {int(c): (p, t) for c, p, t in
+          zip(manifest["clip_id"], manifest["participant_id"], manifest["task"])}
+
+
+def test_window_sampler_draws_each_group_equally_and_anew_each_epoch(shard_dir):
+  group_of = _group_of(shard_dir)
+  groups = sorted(set(group_of.values()))
+  cfg = _cfg(shard_dir, sampler="windows", windows_per_group=3, num_epochs=4,
+             crop_frames=30, batch_size=2)
+  per_epoch = pipeline.epoch_examples(cfg, process_count=1)
+  assert per_epoch == 3 * len(groups)
+  batches = list(pipeline.make_dataset(cfg, train=True, process_index=0, process_count=1))
+  ids = np.concatenate([b["clip_id"] for b in batches])
+  assert len(ids) == 4 * per_epoch
+  epochs = ids.reshape(4, per_epoch)
+  for epoch in epochs:
+    counts = pd.Series([group_of[int(c)] for c in epoch]).value_counts()
+    assert set(counts.index) == set(groups) and (counts == 3).all()
+  # Draws change from epoch to epoch, and every clip of a group gets drawn.
+  assert not (np.sort(epochs[0]) == np.sort(epochs[1])).all()
+  assert set(ids.tolist()) == set(group_of)
+
+  # Two processes: disjoint groups, the same count each.
+  owned = []
+  for p in range(2):
+    cfg1 = _cfg(shard_dir, sampler="windows", windows_per_group=2, num_epochs=1,
+                batch_size=2)
+    drawn = np.concatenate([b["clip_id"] for b in pipeline.make_dataset(
+        cfg1, train=True, process_index=p, process_count=2)])
+    owned.append({group_of[int(c)] for c in drawn})
+    assert len(drawn) == pipeline.epoch_examples(cfg1, process_count=2)
+  assert not owned[0] & owned[1] and len(owned[0]) == len(owned[1])
+  with pytest.raises(ValueError, match="sampler"):
+    pipeline.make_dataset(_cfg(shard_dir, sampler="people"), train=True, process_index=0,
+                          process_count=1)
+
+
 def test_eval_visits_every_clip_once_with_padding(shard_dir):
   cfg = _cfg(shard_dir, batch_size=5, crop_frames=20, rotate_deg=180.0)
   batches = list(pipeline.make_dataset(cfg, train=False, process_index=0, process_count=1))
@@ -304,10 +343,10 @@ def test_eval_visits_every_clip_once_with_padding(shard_dir):
   assert sorted(seen) == list(range(NUM_CLIPS))
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_restored_iterator_repeats_the_batches(shard_dir, workers):
+@pytest.mark.parametrize("workers, sampler", [(0, "clips"), (2, "clips"), (2, "windows")])
+def test_restored_iterator_repeats_the_batches(shard_dir, workers, sampler):
   cfg = _cfg(shard_dir, crop_frames=30, rotate_deg=90.0, scale_jitter=0.1,
-             worker_count=workers, worker_buffer_size=1)
+             worker_count=workers, worker_buffer_size=1, sampler=sampler)
   ds = pipeline.make_dataset(cfg, train=True, process_index=0, process_count=1)
   it = iter(ds)
   _take(it, 4)

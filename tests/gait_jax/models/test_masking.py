@@ -92,6 +92,18 @@ def test_frame_masking_hides_whole_frames_at_the_configured_ratio():
   assert not none.any()
 
 
+def test_joint_masking_hides_single_joint_frames_and_keeps_the_other_draws():
+  base = _cfg(regions_hidden=2, frame_ratio=0.05)
+  plus = _cfg(regions_hidden=2, frame_ratio=0.05, joint_ratio=0.1)
+  before = _mask(jax.random.key(4), 64, 64, REGIONS32, base)
+  after = _mask(jax.random.key(4), 64, 64, REGIONS32, plus)
+  assert (after | ~before).all()  # every span and frame draw is kept
+  extra = after & ~before
+  # Added joint-frames are isolated draws at the ratio, of the visible ones.
+  assert abs(extra.sum() / (~before).sum() - 0.1) < 0.01
+  assert not extra.all(-1).any()
+
+
 def test_always_hide_regions_are_hidden_everywhere():
   cfg = _cfg(regions_hidden=1, frame_ratio=0.0, always_hide=("left_leg", "head"))
   hidden = _mask(jax.random.key(3), 16, 48, REGIONS32, cfg)

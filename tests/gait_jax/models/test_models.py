@@ -226,7 +226,7 @@ def test_temporal_positions_and_sinks(temporal_pos, sinks):
   model = _build(_config("smoke", temporal_pos=temporal_pos, num_sinks=sinks))
   names = {"/".join(map(str, path)) for path, _ in nnx.to_flat_state(nnx.state(model))}
   assert any("temporal_embed" in n for n in names) == (temporal_pos == "learned")
-  assert any(n.endswith("sinks") for n in names) == (sinks > 0)
+  assert ("sinks" in names) == (sinks > 0)
   x = masking.apply_mask(_batch()["skeleton"], jnp.zeros((B, T, J), bool))
   y, y_rev = _jit(lambda x: (model(x), model(x[:, ::-1])[:, ::-1]))(x)
   assert y.shape == (B, T, J, 3) and np.isfinite(y).all()
@@ -319,17 +319,41 @@ def test_mamp_encoder_sees_only_visible_tokens():
   assert not np.allclose(diff, ref, atol=1e-5)
 
 
+def test_published_input_sinks_and_pre_logits():
+  """The published variant: 4 input channels through one shared projection (the mask
+  flag is not read), 2 sink frames that the layers see but the output does not, a
+  tanh pre-logits projection before the head."""
+  cfg = _config("smoke", embedding="shared", mask_channel=False, num_sinks=2, pre_logits=8)
+  model = _build(cfg)
+  assert model.embed_kernel.shape == (4, cfg.width)
+  assert model.pre_logits.kernel.shape == (cfg.width, 8) and model.head.kernel.shape == (8, 3)
+  skel = _batch()["skeleton"]
+  x = masking.apply_mask(skel, jnp.zeros((B, T, J), bool))
+  flagged = x.at[..., 4].set(1.0)  # the mask channel alone changes nothing
+  stream = _jit(lambda x: model._stream(x))  # pylint: disable=protected-access
+  y, y_flag = _jit(lambda a, b: (model(a), model(b)))(x, flagged)
+  assert y.shape == (B, T, J, 3)
+  np.testing.assert_allclose(y, y_flag)
+  assert stream(x).shape == (B, T, J, cfg.width)  # the sink frames are dropped
+  # The sinks reach the clip's frames through the temporal attention.
+  nnx.update(model, {"sinks": nnx.Param(jax.random.normal(jax.random.key(1),
+                                                         model.sinks.shape))})
+  assert not np.allclose(stream(x), _jit(lambda x: model._stream(x))(x), atol=1e-5)  # pylint: disable=protected-access
+  per_joint = _build(_config("smoke"))
+  assert per_joint.embed_kernel.shape == (J, 5, per_joint.joint_embed.shape[1])
+
+
 def test_blocked_attention_matches_one_pass_values_and_gradients():
   from gait_jax.models import layers  # pylint: disable=import-outside-toplevel
   keys = jax.random.split(jax.random.key(0), 4)
   q = jax.random.normal(keys[0], (3, 2, 70, 8))  # [B', H, L, K]
-  k, v = (jax.random.normal(key, (3, 2, 72, 8)) for key in keys[1:3])  # with 2 sinks
+  k, v = (jax.random.normal(key, (3, 2, 72, 8)) for key in keys[1:3])  # 2 more keys
 
   def total(q, k, v, block):
     return (layers.attention(q, k, v, block=block) ** 2).sum()
 
   full = jax.value_and_grad(total, argnums=(0, 1, 2))(q, k, v, 0)
-  # One pair per step, 4 pairs (6 pairs → uneven, padded), all 6 in one step.
+  # One pair per step, at most 4 (6 pairs → 2 steps of 3), all 6 in one step.
   reference = jax.nn.dot_product_attention(*(x.swapaxes(1, 2) for x in (q, k, v)))
   np.testing.assert_allclose(layers.attention(q, k, v, block=70 * 72),
                              reference.swapaxes(1, 2), rtol=1e-5, atol=1e-6)
@@ -422,12 +446,15 @@ def test_scanned_layers_equal_applying_each_layer_in_turn(preset):
   assert not np.allclose(by_hand[0], by_hand[1], atol=1e-3)
 
 
-@pytest.mark.parametrize("preset", ARCHS)
-def test_model_flops_match_xla_cost_analysis(preset):
+@pytest.mark.parametrize("preset, published", [("smoke", False), ("smoke", True),
+                                                ("mamp_smoke", False)])
+def test_model_flops_match_xla_cost_analysis(preset, published):
   """Where XLA counts every op once (one layer, one-pass attention, no loop), its
   FLOP count agrees with the architecture's (XLA adds elementwise work)."""
   from gait_jax.models import flops  # pylint: disable=import-outside-toplevel
   cfg = _config(preset, attention_block=0, depth=1)
+  if published:  # sink frames, shared 4-channel input, pre-logits
+    cfg.update(num_sinks=2, embedding="shared", mask_channel=False, pre_logits=8)
   if preset == "mamp_smoke":
     cfg.decoder_depth = 1
   model = _build(cfg)
@@ -446,3 +473,162 @@ def test_model_flops_match_xla_cost_analysis(preset):
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   counted = flops.forward_flops(cfg, J, T) * B
   assert counted <= cost["flops"] <= 1.3 * counted, (counted, cost["flops"])
+
+
+# --- The layers' hand-written pieces against plain JAX -------------------------
+
+
+def _reference_norm(x, scale, bias, eps=1e-6):
+  mean = x.mean(-1, keepdims=True)
+  var = ((x - mean) ** 2).mean(-1, keepdims=True)
+  return (x - mean) / jnp.sqrt(var + eps) * scale + bias
+
+
+def test_layer_norm_backward_equals_autodiff_and_values_equal_flax():
+  from gait_jax.models import layers  # pylint: disable=import-outside-toplevel
+  keys = jax.random.split(jax.random.key(0), 4)
+  x = 3.0 + 2.0 * jax.random.normal(keys[0], (4, 5, 16))
+  scale = 1.0 + 0.3 * jax.random.normal(keys[1], (16,))
+  bias = 0.1 * jax.random.normal(keys[2], (16,))
+  ct = jax.random.normal(keys[3], x.shape)
+  mine = jax.value_and_grad(lambda *a: (layers.norm(*a, 1e-6) * ct).sum(), (0, 1, 2))
+  ref = jax.value_and_grad(lambda *a: (_reference_norm(*a) * ct).sum(), (0, 1, 2))
+  (v1, g1), (v2, g2) = mine(x, scale, bias), ref(x, scale, bias)
+  np.testing.assert_allclose(v1, v2, rtol=1e-5)
+  for a, b in zip(g1, g2):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  # The module: nnx.LayerNorm's parameters (names, shapes, logical axes) and values.
+  ours = layers.layer_norm(16, dtype=jnp.float32, rngs=nnx.Rngs(0))
+  flax_ln = nnx.LayerNorm(16, epsilon=1e-6, rngs=nnx.Rngs(0))
+  assert (jax.tree.map(jnp.shape, nnx.state(ours, nnx.Param))
+          == jax.tree.map(jnp.shape, nnx.state(flax_ln, nnx.Param)))
+  assert ours.scale.out_sharding == ("embed",) and ours.bias.out_sharding == ("embed",)
+  for module in (ours, flax_ln):
+    module.scale[...] = scale
+    module.bias[...] = bias
+  np.testing.assert_allclose(ours(x), flax_ln(x), rtol=1e-5, atol=1e-5)
+  bf16 = layers.layer_norm(16, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))(x)
+  assert bf16.dtype == jnp.bfloat16
+
+
+def _reference_attention(x, attn, positions):
+  """Attention over [B', L, D] written out: projections, rotate-half RoPE,
+  softmax, output projection."""
+  w = attn.qkv_kernel[...]
+  qkv = jnp.einsum("bld,dthk->tbhlk", x, w) + attn.qkv_bias[...][:, None, :, None]
+  q, k, v = qkv
+  if attn.use_rotary:
+    dim = q.shape[-1]
+    inv_freq = 1.0 / (10_000.0 ** (jnp.arange(0, dim, 2) / dim))
+    angles = positions[:, None] * inv_freq[None]
+    cos, sin = jnp.cos(angles), jnp.sin(angles)
+
+    def rotate(a):
+      a1, a2 = jnp.split(a, 2, -1)
+      return jnp.concatenate([a1 * cos - a2 * sin, a2 * cos + a1 * sin], -1)
+    q, k = rotate(q), rotate(k)
+  logits = jnp.einsum("bhlk,bhsk->bhls", q, k) / np.sqrt(q.shape[-1])
+  out = jnp.einsum("bhls,bhsk->bhlk", jax.nn.softmax(logits, -1), v)
+  return jnp.einsum("bhlk,hkd->bld", out, attn.out_kernel[...]) + attn.out_bias[...]
+
+
+@pytest.mark.parametrize("rotary, block", [(True, 0), (True, 6 * 6), (False, 7 * 7)])
+def test_attention_along_an_axis_of_the_stream_equals_attention_over_sequences(
+    rotary, block):
+  """Attention(x [B, T, J, D], seq_axis=1 or 2) = the written-out attention over the
+  transposed [B·J, T, D] (or [B·T, J, D]) sequences: values and gradients."""
+  from gait_jax.models import layers  # pylint: disable=import-outside-toplevel
+  attn = layers.Attention(16, 2, use_rotary=rotary, attention_block=block,
+                          rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(attn)
+  params = jax.tree.map(lambda p: p + 0.05 * jax.random.normal(jax.random.key(1), p.shape),
+                        params)  # non-zero biases
+  b, t, j = 2, 7, 6
+  x = jax.random.normal(jax.random.key(2), (b, t, j, 16))
+  ct = jax.random.normal(jax.random.key(3), x.shape)
+  positions = jnp.arange(t, dtype=jnp.float32) - 1.0
+  for axis in (1, 2):
+    length = x.shape[axis]
+    pos = positions if axis == 1 else jnp.arange(length, dtype=jnp.float32)
+
+    def ours(params, x, axis=axis, pos=pos):
+      return nnx.merge(graphdef, params)(x, pos, seq_axis=axis)
+
+    def ref(params, x, axis=axis, pos=pos):
+      seq = jnp.moveaxis(x, axis, 2).reshape(-1, length, 16)
+      out = _reference_attention(seq, nnx.merge(graphdef, params), pos)
+      return jnp.moveaxis(out.reshape(b, -1, length, 16), 2, axis)
+
+    (v1, g1), (v2, g2) = (jax.value_and_grad(lambda p, x, f=f: (f(p, x) * ct).sum(), (0, 1))(
+        params, x) for f in (ours, ref))
+    np.testing.assert_allclose(ours(params, x), ref(params, x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(v1, v2, rtol=1e-5)
+    for a, c in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+      np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4)
+
+
+def test_blocked_attention_pads_a_last_short_step():
+  """5 pairs at most 2 a step: 3 steps of 2, the last padded; same as one pass."""
+  from gait_jax.models import layers  # pylint: disable=import-outside-toplevel
+  q, k, v = (jax.random.normal(key, (5, 1, 9, 4)) for key in jax.random.split(jax.random.key(4), 3))
+  total = lambda q, k, v, block: (layers.attention(q, k, v, block=block) ** 3).sum()  # noqa: E731
+  full = jax.grad(total, (0, 1, 2))(q, k, v, 0)
+  blocked = jax.grad(total, (0, 1, 2))(q, k, v, 2 * 81)
+  for a, b in zip(blocked, full):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_dual_stream_layer_equals_the_transposing_formulation():
+  """DualStreamLayer (blocks along axes of the stream, sigmoid fusion) = the
+  published formulation: temporal blocks over the transposed [B·J, T, D]
+  sequences, α = softmax(fuse([st; ts])); values and gradients, no dropout."""
+  from gait_jax.models import gaitmae  # pylint: disable=import-outside-toplevel
+  layer = gaitmae.DualStreamLayer(16, 2, 2.0, num_sinks=1, rotary=True, dropout_rate=0.1,
+                                  dtype=jnp.float32, attention_impl=None,
+                                  attention_block=0, rngs=nnx.Rngs(0))
+  graphdef, params = nnx.split(layer)
+  params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(1), p.shape),
+                        params)  # a non-trivial fusion
+  b, t, j = 2, 6, 5
+  x = jax.random.normal(jax.random.key(2), (b, t, j, 16))
+  ct = jax.random.normal(jax.random.key(3), x.shape)
+  positions = jnp.concatenate([jnp.zeros(1), jnp.arange(t - 1.0)])
+
+  def ref(params, x):
+    m = nnx.merge(graphdef, params)
+
+    def spatial(block, h):
+      return block(h.reshape(b * t, j, 16)).reshape(b, t, j, 16)
+
+    def temporal(block, h):
+      seq = h.transpose(0, 2, 1, 3).reshape(b * j, t, 16)
+      return block(seq, None, positions).reshape(b, j, t, 16).transpose(0, 2, 1, 3)
+    st = temporal(m.st_temporal, spatial(m.st_spatial, x))
+    ts = spatial(m.ts_spatial, temporal(m.ts_temporal, x))
+    alpha = jax.nn.softmax(m.fuse(jnp.concatenate([st, ts], -1)), -1)
+    return alpha[..., :1] * st + alpha[..., 1:] * ts
+
+  ours = lambda params, x: nnx.merge(graphdef, params)(x)  # noqa: E731
+  np.testing.assert_allclose(ours(params, x), ref(params, x), rtol=1e-5, atol=1e-5)
+  g1, g2 = (jax.grad(lambda p, x, f=f: (f(p, x) * ct).sum(), (0, 1))(params, x)
+            for f in (ours, ref))
+  for a, c in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+    np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("width", [64, 63])
+def test_dropout_keeps_one_minus_rate_and_rescales(width):
+  from gait_jax.models import layers  # pylint: disable=import-outside-toplevel
+  x = jnp.ones((50, 40, width))
+  assert layers.dropout(x, 0.1, None) is x and layers.dropout(x, 0.0, jax.random.key(0)) is x
+  out = np.asarray(layers.dropout(x, 0.1, jax.random.key(0)))
+  kept = out != 0
+  assert abs(kept.mean() - 0.9) < 0.005
+  np.testing.assert_allclose(out[kept], 1 / 0.9, rtol=1e-6)
+  again = np.asarray(layers.dropout(x, 0.1, jax.random.key(0)))
+  np.testing.assert_array_equal(out, again)
+  assert not np.array_equal(out, np.asarray(layers.dropout(x, 0.1, jax.random.key(1))))
+  # Neighbouring elements (the two halves of one 32-bit draw) are not correlated.
+  if width % 2 == 0:
+    halves = kept.reshape(-1, 2, width // 2)
+    assert abs(np.corrcoef(halves[:, 0].ravel(), halves[:, 1].ravel())[0, 1]) < 0.02

@@ -150,6 +150,44 @@ def test_every_unscored_target_has_a_report_row(tmp_path):
     assert name in set(report["name"]), name
 
 
+def test_held_out_of_a_pretraining_run_probes_only_whom_it_did_not_train_on(tmp_path):
+  """--config.held_out_of=PRETRAIN_WORKDIR drops the participants that run read (its
+  shard set under its split), each with a report row."""
+  from gait_jax.data import pipeline, shards  # pylint: disable=import-outside-toplevel
+  from gait_jax.train import config as train_config  # pylint: disable=import-outside-toplevel
+  emb, ph, dic = _write_inputs(tmp_path)
+  writer = shards.ShardSetWriter(tmp_path / "shards", clips_per_shard=64)
+  ids = sorted(pd.read_parquet(emb)["participant_id"].unique())
+  for pid in ids:
+    writer.add(b"record", {"participant_id": pid, "task": "walk", "session": "1",
+                           "source": f"{pid}.npz", "start_frame": 0, "frames": 60,
+                           "fps": 30.0})
+  writer.commit()
+  pretrain = train_config.get_config("smoke", "smoke")
+  pretrain.data.shards = str(tmp_path / "shards")
+  pretrain.data.split_fractions = (0.5, 0.25, 0.25)
+  (tmp_path / "pretrain").mkdir()
+  (tmp_path / "pretrain" / "config.json").write_text(pretrain.to_json_best_effort())
+  trained = {p for p in ids if pipeline.split_of(p, (0.5, 0.25, 0.25)) == "train"}
+  assert 10 < len(trained) < len(ids) - 20
+
+  config = probe_experiment.get_config("smoke")
+  config.embeddings, config.phenotypes, config.dictionary = emb, ph, dic
+  config.covariates = ""
+  config.held_out_of = str(tmp_path / "pretrain")
+  targets = job.run(config, str(tmp_path / "w"))
+  report = pd.read_csv(tmp_path / "w" / "probe_report.csv")
+  dropped = report[report["reason"].str.startswith("trained on by the encoder")]
+  table = pd.read_csv(ph)["participant_id"]
+  both = set(ids) & set(table)
+  assert set(dropped["name"]) == trained & both
+  twice = set(table[table.duplicated()])  # dropped as ambiguous
+  assert targets.loc[targets["status"] == "ok", "n"].max() == len(both - trained - twice)
+  config.held_out_of = str(tmp_path / "nowhere")
+  with pytest.raises(InputError, match="config.json"):
+    job.run(config, str(tmp_path / "w2"))
+
+
 def test_task_less_table_is_one_view(tmp_path):
   """participant_id + numeric columns (another lab's feature sheet) probes as one view."""
   emb, ph, dic = _write_inputs(tmp_path)

@@ -89,6 +89,112 @@ def test_same_loss_on_every_mesh_and_fsdp_shards_parameters(tiny_shards):
   np.testing.assert_allclose(gnorms, gnorms[0], rtol=1e-4)
 
 
+def test_a_run_written_before_the_published_fields_loads_as_it_trained(tmp_path):
+  """config.json of an older run lacks the input, sink and head fields: they load with
+  the defaults that reproduce the model it trained."""
+  config = _load_config(GAITMAE, "small")
+  saved = json.loads(config.to_json_best_effort())
+  for field in ("embedding", "mask_channel", "pre_logits"):
+    del saved["model"][field]
+  del saved["model"]["masking"]["joint_ratio"]
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  loaded = state_lib.load_pretrain_config(str(tmp_path))
+  assert (loaded.model.embedding, loaded.model.mask_channel, loaded.model.pre_logits,
+          loaded.model.masking.joint_ratio) == ("per_joint", True, 0, 0.0)
+  assert loaded.model.width == 64 and loaded.model.depth == 4  # the run's own values
+
+
+def test_micro_batches_keep_each_devices_rows():
+  batch = {"x": jnp.arange(8 * 3).reshape(8, 3)}
+  micro = pretrain.micro_batches(batch, 2)["x"]
+  assert micro.shape == (2, 4, 3)
+  # Rows 0-3 live on the first half of the devices: they stay there in both parts.
+  np.testing.assert_array_equal(micro[0, :, 0], [0, 6, 12, 18])
+  np.testing.assert_array_equal(micro[1, :, 0], [3, 9, 15, 21])
+
+
+def test_gradient_accumulation_gives_the_full_batch_update(tiny_shards):
+  """Without randomness in the loss (no masking, noise or dropout) and with equally
+  many counted joint-frames in every micro-batch, two micro-batches of 4 give the
+  update of one batch of 8, on a mesh of 4 data devices."""
+  overrides = {"data.shards": str(tiny_shards), "model.masking.regions_hidden": 0,
+               "model.masking.frame_ratio": 0.0, "model.masking.noise_std": 0.0}
+  batch = _fixed_batch(_load_config(GAITMAE, "smoke", **overrides))
+  batch["skeleton"][..., 3] = np.where(batch["skeleton"][..., 3] > 0, 1.0, 0.5)
+  batch["skeleton"][..., :3] += 0.01  # every joint-frame observed and counted
+  batch["joint_present"][:] = 1.0
+  axes = (("data", 4), ("fsdp", 1), ("tensor", 1))
+  whole = _one_step(_load_config(GAITMAE, "smoke", **overrides), axes, batch)
+  accum = _one_step(_load_config(GAITMAE, "smoke", grad_accum=2, **overrides), axes, batch)
+  np.testing.assert_allclose(accum[0], whole[0], rtol=1e-5)
+  np.testing.assert_allclose(accum[1], whole[1], rtol=1e-4)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7),
+               accum[2]["params"], whole[2]["params"])
+
+
+def test_paper_is_the_published_recipe_setting_for_setting():
+  """Each row of the published training configuration (GaitPredict LONG_CONFIG,
+  model_args.txt, preprocessing_args.json) against `paper`."""
+  c = _load_config(GAITMAE, "paper")
+  published = {
+      "optim.lr": 8e-4, "optim.weight_decay": 0.01, "optim.b1": 0.9, "optim.b2": 0.999,
+      "optim.eps": 1e-8, "optim.decay": "all", "optim.clip_norm": 0.0,
+      "optim.warmup": "constant", "optim.warmup_epochs": 0.3, "optim.end_lr_ratio": 0.01,
+      "num_epochs": 32.0, "data.sampler": "windows", "data.windows_per_group": 2,
+      "data.batch_size": 8, "data.crop_frames": 898, "model.num_sinks": 2,
+      "model.dropout": 0.1, "model.pre_logits": 32, "model.embedding": "shared",
+      "model.mask_channel": False, "model.depth": 8, "model.width": 128,
+      "model.num_heads": 8, "model.mlp_ratio": 2, "model.temporal_pos": "rotary",
+      "model.masking.span_frames": 16, "model.masking.regions_hidden": 4,
+      "model.masking.frame_ratio": 0.01, "model.masking.joint_ratio": 0.01,
+      "model.masking.noise_std": 0.05, "model.loss.velocity_weight": 0.1,
+      "model.loss.hidden_only": False, "data.joints": "default26",
+  }
+  def get(path):
+    node = c
+    for part in path.split("."):
+      node = node[part]
+    return node
+  assert {k: get(k) for k in published} == published
+  assert c.data.crop_frames + c.model.num_sinks == 900
+  plus = _load_config(GAITMAE, "paper_plus")
+  from gait_jax.train import config as train_config  # pylint: disable=import-outside-toplevel
+  for field, value, why in train_config.PLUS_CHANGES:
+    node = plus
+    for part in field.split("."):
+      node = node[part]
+    assert node == value != get(field) and len(why) > 20, field
+  # Everything else is the same.
+  changed = {f for f, _, _ in train_config.PLUS_CHANGES}
+  assert all(get(k) == _get(plus, k) for k in published if k not in changed)
+
+
+def _get(c, path):
+  for part in path.split("."):
+    c = c[part]
+  return c
+
+
+def test_published_schedule_is_constant_then_cosine_and_epochs_set_the_steps(tiny_shards):
+  config = _load_config(GAITMAE, "paper", **{"data.shards": str(tiny_shards),
+                                              "data.crop_frames": 30})
+  pretrain.resolve_run_length(config)
+  manifest = pipeline.shards_lib.open_shard_set(str(tiny_shards))[0]
+  train = manifest[manifest["clip_id"].isin(pipeline.select_clips(manifest, config.data))]
+  groups = train.groupby(["participant_id", "task"]).ngroups  # the train split's
+  steps_per_epoch = groups * 2 / 8
+  assert config.total_steps == int(np.ceil(32 * steps_per_epoch))
+  assert config.optim.warmup_steps == round(0.3 * steps_per_epoch)
+  schedule = state_lib.make_schedule(config.optim, config.total_steps)
+  warm = config.optim.warmup_steps
+  np.testing.assert_allclose([float(schedule(0)), float(schedule(warm - 1))], 8e-4)
+  np.testing.assert_allclose(float(schedule(config.total_steps)), 8e-6, rtol=1e-4)
+  mid = warm + (config.total_steps - warm) // 2
+  np.testing.assert_allclose(float(schedule(mid)), 8e-6 + (8e-4 - 8e-6) / 2, rtol=0.05)
+  linear = state_lib.make_schedule(_load_config(GAITMAE, "paper_plus").optim, 1000)
+  assert float(linear(0)) == 0.0 and float(linear(1000)) > 0
+
+
 def test_activations_are_constrained_in_the_step_under_the_rules_only():
   config = _load_config(GAITMAE, "smoke")
   config.mesh.axes = (("data", 4), ("fsdp", 2), ("tensor", 1))
@@ -185,16 +291,17 @@ def test_step_is_traced_once_across_batches(tiny_shards, monkeypatch):
   assert int(state["step"]) == 3 and np.isfinite(float(metrics["loss"]))
 
 
-def _train_cmd(workdir, shards, steps, every, extra=()):
+def _train_cmd(workdir, shards, steps, every, extra=(), evals=False):
+  """The smoke pretraining command; without its evaluators unless `evals`."""
   return [sys.executable, "-m", "gait_jax.main", "--config", f"{GAITMAE}:smoke",
           "--workdir", str(workdir), f"--config.data.shards={shards}",
           f"--config.total_steps={steps}", f"--config.checkpoint_every={every}",
-          "--config.log_every=1", *extra]
+          "--config.log_every=1", *([] if evals else ["--config.evals.val.every=0"]), *extra]
 
 
 def _losses(workdir) -> dict[int, float]:
   lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
-  return {r["step"]: r["loss"] for r in map(json.loads, lines)}
+  return {r["step"]: r["loss"] for r in map(json.loads, lines) if "loss" in r}
 
 
 def _env(**kw):
@@ -244,16 +351,30 @@ def test_sigterm_saves_a_checkpoint(tiny_shards, tmp_path):
 
 
 def test_wandb_offline_run_has_the_logged_keys(tiny_shards, tmp_path):
+  """A smoke run with its evaluators: held-out loss every 2 steps and at the end, the
+  frozen probe at the end; their metrics in metrics.jsonl, the console and W&B."""
   workdir = tmp_path / "run"
-  subprocess.run(_train_cmd(workdir, tiny_shards, 3, 3), check=True,
-                 env=_env(WANDB_MODE="offline"), capture_output=True, timeout=600)
+  phenotypes = tiny_shards.parent / "cohort" / "phenotypes.parquet"
+  proc = subprocess.run(_train_cmd(workdir, tiny_shards, 3, 3, [
+      f"--config.evals.probe.phenotypes={phenotypes}"], evals=True), check=True,
+      env=_env(WANDB_MODE="offline"), capture_output=True, text=True, timeout=600)
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  evals = {r["step"]: r for r in records if "loss" not in r}
+  assert sorted(evals) == [2, 3]
+  assert "val/loss" in evals[2] and "probe/age_r" not in evals[2]
+  tasks = {k for k in evals[3] if k.startswith("val/loss/")}
+  assert len(tasks) == 5 and all(np.isfinite(evals[3][k]) for k in tasks)
+  for key in ("probe/age_r", "probe/bmi_r", "probe/sex_auc"):
+    assert key in evals[3] and np.isfinite(evals[3][key]), key
+  (line,) = [x for x in proc.stdout.splitlines() if x.startswith("step 3/3 eval | ")]
+  assert "val/loss " in line and "probe/sex_auc " in line
   runs = list((workdir / "wandb").glob("offline-run-*"))
   assert len(runs) == 1
   run_id = (workdir / "wandb_run_id").read_text().strip()
   assert runs[0].name.endswith(run_id)
   blob = b"".join(p.read_bytes() for p in runs[0].rglob("*.wandb"))
   for key in (b"loss", b"grad_norm", b"lr", b"clips_per_s", b"tokens_per_s", b"flops_per_s",
-              b"step_time_s"):
+              b"step_time_s", b"val/loss", b"probe/sex_auc"):
     assert key in blob, key
   run = wandb_offline.run_info(wandb_offline.read_offline_run(workdir))
   assert (run.run_group, run.job_type, run.display_name) == (tmp_path.name, "pretrain", "run")
