@@ -21,10 +21,15 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
 from gait_jax import sharding
 
 Names = tuple[str | None, ...]
+
+# Values `stack.apply(remat=True)` keeps instead of recomputing: each attention's
+# output, [B', H, L, K] (its forward pass is most of a layer's recomputation).
+REMAT_KEEP = "remat_keep"
 
 # Truncated normal with std 0.02 for weights, zeros for biases (as MotionBERT /
 # the GaitMAE authors' DSTformer initialise).
@@ -200,6 +205,7 @@ class Attention(nnx.Module):
                                    self.head_dim))
     out = attention(q, k, v, implementation=self.attention_impl,
                     block=self.attention_block, key_mask=mask, scale=1.0)
+    out = checkpoint_name(out, REMAT_KEEP)
     # [B', H, L, K] → the input's token order [..., H, K], then the projection.
     out = out.reshape(*batch_shape, self.num_heads, length, self.head_dim)
     order = list(range(len(batch_shape)))

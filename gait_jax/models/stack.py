@@ -7,9 +7,10 @@
 Every parameter of the stack has a leading axis of size depth with logical name
 "layers" (weight decay and sharding rules see it by name). The forward pass scans
 over the layers: one layer's graph to compile whatever the depth, and with remat
-(`jax.checkpoint` around the scan body) only the stream between layers is kept
-for the backward pass (an unrolled loop of checkpointed layers does not lower
-peak memory on XLA:CPU; a scan does).
+(`jax.checkpoint` around the scan body) only the stream between layers and the
+values the layers name `layers.REMAT_KEEP` (attention outputs) are kept for the
+backward pass (an unrolled loop of checkpointed layers does not lower peak memory
+on XLA:CPU; a scan does).
 
 A layer is an nnx.Module called as `layer(h, rng)` with a dropout key or None
 (and `mask=` when `apply` is given one); layer i gets `fold_in(rng, i)`.
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gait_jax import sharding
+from gait_jax.models import layers
 
 LAYERS = "layers"  # the logical name of the stacked axis
 M = TypeVar("M", bound=nnx.Module)
@@ -55,7 +57,7 @@ def apply(stacked: nnx.Module, h: jax.Array, rng: jax.Array | None = None, *,
     rng: dropout key or None; layer i draws from fold_in(rng, i).
     count: how many layers, 1..depth (layer `count - 1`'s output is returned).
     remat: recompute each layer in the backward pass instead of keeping its
-      activations.
+      activations (except those named `layers.REMAT_KEEP`).
     names: logical axis names of the stream; each layer's output is
       sharding-constrained to them.
     mask: passed to every layer as `layer(h, rng, mask=mask)` (e.g. the
@@ -81,7 +83,13 @@ def apply(stacked: nnx.Module, h: jax.Array, rng: jax.Array | None = None, *,
     return (out if names is None else sharding.constrain(out, names)), None
 
   if remat:
-    body = jax.checkpoint(body, prevent_cse=False)
+    # Keep what the layers name `layers.REMAT_KEEP` (each attention's output, one
+    # array the size of the stream): recomputing a layer then skips its attention
+    # forward, the costliest part of it (the attention's backward still recomputes
+    # the weights from q and k, one step at a time).
+    body = jax.checkpoint(body, prevent_cse=False,
+                          policy=jax.checkpoint_policies.save_only_these_names(
+                              layers.REMAT_KEEP))
   h, _ = jax.lax.scan(body, h, (params, jnp.arange(count)))
   return h
 
