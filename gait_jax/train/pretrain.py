@@ -272,7 +272,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
         t_log, steps_since = time.perf_counter(), 0
       due = [e for e in evals if step % e.every == 0 or step == config.total_steps]
       if due:  # every process runs them (replicated outputs); one record per step
+        t_eval = time.perf_counter()
         writer.write(step, {k: v for e in due for k, v in e.run(state["params"], step).items()})
+        t_log += time.perf_counter() - t_eval  # not part of the steps' time
       if config.figure_every and step % config.figure_every == 0:
         _figure(setup, state, batch, joints, workdir_path, step, writer)
       checkpointer.save(step, state, batches.iterator,
