@@ -175,11 +175,8 @@ def _groups(manifest: pd.DataFrame, ids: np.ndarray) -> list[np.ndarray]:
   """The clip ids of each participant × task group among `ids`, groups sorted by
   (participant, task)."""
   rows = manifest.set_index("clip_id").loc[ids, ["participant_id", "task"]].astype(str)
-  keys = list(zip(rows["participant_id"], rows["task"]))
-  by_group: dict[tuple[str, str], list[int]] = {}
-  for key, clip in zip(keys, ids):
-    by_group.setdefault(key, []).append(int(clip))
-  return [np.asarray(by_group[k], np.int64) for k in sorted(by_group)]
+  return [np.asarray(group.index, np.int64)
+          for _, group in rows.groupby(["participant_id", "task"], sort=True)]
 
 
 def _local_groups(groups: list[np.ndarray], *, windows: int, local_batch: int,
