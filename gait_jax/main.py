@@ -8,7 +8,8 @@ embeddings), "features" (engineered gait features), "probe" (phenotype probing) 
 "ablation" (body-region importance). On a multi-host launch (SLURM, a TPU pod, or the
 JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID variables) JAX's
 distributed runtime is initialised here, in the main process only: Grain's worker
-processes never run this module's main.
+processes never run this module's main. `launch/local.sh` starts such a job on one
+machine; `launch/sweep.py --backend slurm` and `launch/tpu.sh` on clusters.
 """
 
 from __future__ import annotations
@@ -40,6 +41,25 @@ def _multi_process_environment() -> bool:
   env = os.environ
   return ("JAX_COORDINATOR_ADDRESS" in env or int(env.get("SLURM_NTASKS", "1")) > 1
           or "TPU_WORKER_HOSTNAMES" in env or int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1)
+
+
+def _initialize_distributed() -> None:
+  """`jax.distributed.initialize`, with the layout from JAX_COORDINATOR_ADDRESS,
+  JAX_NUM_PROCESSES and JAX_PROCESS_ID when given (JAX itself reads only the
+  first), else from the cluster (SLURM, a TPU pod, Open MPI)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  env = os.environ
+  if "JAX_COORDINATOR_ADDRESS" in env and "JAX_NUM_PROCESSES" in env:
+    try:
+      count, index = int(env["JAX_NUM_PROCESSES"]), int(env.get("JAX_PROCESS_ID", ""))
+    except ValueError:
+      _usage_error(f"JAX_NUM_PROCESSES={env['JAX_NUM_PROCESSES']!r} and JAX_PROCESS_ID="
+                   f"{env.get('JAX_PROCESS_ID')!r} must be integers (JAX_PROCESS_ID is "
+                   "needed with JAX_NUM_PROCESSES)")
+    jax.distributed.initialize(env["JAX_COORDINATOR_ADDRESS"], num_processes=count,
+                               process_id=index)
+  else:
+    jax.distributed.initialize()
 
 
 def _usage_error(message: str) -> None:
@@ -74,9 +94,8 @@ def main(argv) -> None:
   del argv
   if not flags.FLAGS["verbosity"].present:  # Orbax logs every file at INFO
     logging.set_verbosity(logging.WARNING)
-  import jax  # pylint: disable=import-outside-toplevel
   if _multi_process_environment():
-    jax.distributed.initialize()
+    _initialize_distributed()
   config = _CONFIG.value
   try:
     job = config.job

@@ -94,7 +94,9 @@ def _run_id(workdir: pathlib.Path) -> str:
   id_file = workdir / RUN_ID_FILE
   if id_file.is_file():
     return id_file.read_text().strip()
-  run_id = uuid.uuid4().hex[:12]
+  # Under a W&B sweep agent the run id is the agent's (wandb.init would ignore ours).
+  run_id = os.environ.get("WANDB_RUN_ID") if "WANDB_SWEEP_ID" in os.environ else None
+  run_id = run_id or uuid.uuid4().hex[:12]
   id_file.write_text(run_id)
   return run_id
 

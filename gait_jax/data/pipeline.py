@@ -9,21 +9,22 @@
 
 Order and epochs (training), by `cfg.sampler`:
 
-  "clips"    an epoch visits every selected clip once. Each process owns the clips
-             `ids[p::P]` (cut to the same count on every process, so all processes
-             run the same number of steps).
+  "clips"    an epoch visits every selected clip once.
   "windows"  an epoch draws `cfg.windows_per_group` clips, uniformly at random and
              anew each epoch, from every participant × task group: each task weighs
              the same whatever its recording length (published: 2 windows of each
-             person's every task per epoch). Each process owns the groups
-             `groups[p::P]`, cut to the same count.
+             person's every task per epoch).
 
-Within a process, epoch e is a permutation seeded by (seed, e) — Grain's `shuffle`
-folds the epoch into its seed when read past the first epoch through `repeat`.
-Window draws and augmentation come from generators seeded by (seed, [process,]
-element index over all epochs), so they differ from epoch to epoch; the training
-crop (`crop_frames`) takes a random window of the drawn clip. Batches may straddle
-epoch boundaries; `epoch_examples` is an epoch's length per process.
+The stream is global: epoch e is one permutation of all examples, seeded by
+(seed, e) — Grain's `shuffle` folds the epoch into its seed when read past the first
+epoch through `repeat` — and window draws and augmentation come from generators
+seeded by (seed, global element index), so they differ from epoch to epoch; the
+training crop (`crop_frames`) takes a random window of the drawn clip. Global batch
+b is elements [b·B, (b+1)·B) of that stream, and process p reads only its rows
+[p·B/P, (p+1)·B/P) of each (`_ProcessRows`): no example is read twice or by two
+processes, and the global batches are the same whatever the number of processes.
+Batches may straddle epoch boundaries; only the last partial global batch of the
+whole run is dropped. `epoch_examples` is an epoch's length.
 
 Evaluation: no shuffle, no augmentation, one epoch; each process pads its clips to
 the same whole number of batches with copies marked `valid=False` (clip_id -1), so
@@ -153,17 +154,10 @@ class ClipSource:
     return f"ClipSource({len(self)} clips)"
 
 
-def _local_clips(ids: np.ndarray, *, train: bool, local_batch: int, process_index: int,
-                 process_count: int) -> tuple[np.ndarray, np.ndarray]:
-  """This process's (clip ids, valid) before shuffling; see the module docstring."""
+def _eval_clips(ids: np.ndarray, *, local_batch: int, process_index: int,
+                process_count: int) -> tuple[np.ndarray, np.ndarray]:
+  """This process's (clip ids, valid) for evaluation; see the module docstring."""
   local = ids[process_index::process_count]
-  if train:
-    per_process = len(ids) // process_count
-    if per_process < local_batch:
-      raise ValueError(f"{len(ids)} clips give {per_process} per process, fewer than "
-                       f"the per-process batch of {local_batch}")
-    local = local[:per_process]
-    return local, np.ones(len(local), bool)
   per_process = -(-len(ids) // process_count)
   padded = -(-per_process // local_batch) * local_batch
   valid = np.arange(padded) < len(local)
@@ -179,26 +173,46 @@ def _groups(manifest: pd.DataFrame, ids: np.ndarray) -> list[np.ndarray]:
           for _, group in rows.groupby(["participant_id", "task"], sort=True)]
 
 
-def _local_groups(groups: list[np.ndarray], *, windows: int, local_batch: int,
-                  process_index: int, process_count: int) -> list[np.ndarray]:
-  """This process's groups for the window sampler, the same count on every process."""
-  per_process = len(groups) // process_count
-  if per_process * windows < local_batch:
-    raise ValueError(f"{len(groups)} participant × task groups × {windows} windows give "
-                     f"{per_process * windows} examples per process per epoch, fewer "
-                     f"than the per-process batch of {local_batch}")
-  return groups[process_index::process_count][:per_process]
-
-
-def epoch_examples(cfg: ml_collections.ConfigDict, process_count: int | None = None) -> int:
-  """Training examples per process in one epoch of `cfg.sampler` (see the module
-  docstring); one epoch is epoch_examples / (batch_size / process_count) steps."""
-  process_count = jax.process_count() if process_count is None else process_count
+def epoch_examples(cfg: ml_collections.ConfigDict) -> int:
+  """Training examples in one epoch of `cfg.sampler` over all processes (see the
+  module docstring); one epoch is epoch_examples / batch_size steps."""
   manifest, _ = shards_lib.open_shard_set(cfg.shards)
   ids = select_clips(manifest, cfg)
   if cfg.sampler == "windows":
-    return len(_groups(manifest, ids)) // process_count * int(cfg.windows_per_group)
-  return len(ids) // process_count
+    return len(_groups(manifest, ids)) * int(cfg.windows_per_group)
+  return len(ids)
+
+
+class _ProcessRows(grain.MapDataset):
+  """Process p's rows of each global batch of its parent: element i is the parent's
+  (i // L)·B + p·L + i % L, with L = B / P the per-process batch. Placed after the
+  random maps, whose draws then depend on the global index alone."""
+
+  def __init__(self, parent: grain.MapDataset, *, global_batch: int, process_index: int,
+               process_count: int):
+    super().__init__(parent)
+    self._global = int(global_batch)
+    self._local = self._global // int(process_count)
+    self._offset = int(process_index) * self._local
+    self._length = len(parent) // self._global * self._local
+
+  def __len__(self) -> int:
+    return self._length
+
+  def _parent_index(self, index: int) -> int:
+    batch, row = divmod(int(index), self._local)
+    return batch * self._global + self._offset + row
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    return self._parent[self._parent_index(index)]
+
+  def _getitems(self, indices: Sequence[int]) -> list[Any]:
+    return self._parent._getitems([self._parent_index(i) for i in indices])  # pylint: disable=protected-access
+
+  def __str__(self) -> str:
+    return f"_ProcessRows(rows {self._offset}:{self._offset + self._local} of {self._global})"
 
 
 class _GroupSlots:
@@ -230,10 +244,10 @@ class _DrawWindow(grain.transforms.RandomMap):
     return {"record": self._source[clip], "clip_id": clip, "valid": True}
 
 
-def _process_seed(seed: int, process_index: int, purpose: str = "augment") -> int:
-  """A 32-bit seed for process-local draws (`purpose`: "augment", "window"), so hosts
-  do not draw alike and one draw does not shadow another."""
-  digest = hashlib.sha256(f"{purpose}\x00{seed}\x00{process_index}".encode()).digest()
+def _stream_seed(seed: int, purpose: str) -> int:
+  """A 32-bit seed for the training stream's draws (`purpose`: "augment",
+  "window"), so that one draw does not shadow another."""
+  digest = hashlib.sha256(f"{purpose}\x00{seed}\x000".encode()).digest()
   return int.from_bytes(digest[:4], "big")
 
 
@@ -266,33 +280,37 @@ def make_dataset(cfg: ml_collections.ConfigDict, *, train: bool,
   ids = select_clips(manifest, cfg)
   if cfg.sampler not in config_lib.SAMPLERS:
     raise ValueError(f"sampler={cfg.sampler!r}; expected one of {config_lib.SAMPLERS}")
-  if train and cfg.sampler == "windows":
-    groups = _local_groups(_groups(manifest, ids), windows=int(cfg.windows_per_group),
-                           local_batch=local_batch, process_index=process_index,
-                           process_count=process_count)
-    ds = grain.MapDataset.source(_GroupSlots(len(groups), int(cfg.windows_per_group)))
-  else:
-    local_ids, valid = _local_clips(ids, train=train, local_batch=local_batch,
-                                    process_index=process_index,
-                                    process_count=process_count)
+  if not train:
+    local_ids, valid = _eval_clips(ids, local_batch=local_batch, process_index=process_index,
+                                   process_count=process_count)
     ds = grain.MapDataset.source(ClipSource(paths, local_ids, valid))
-  ds = ds.seed(cfg.seed)
-  if train:
-    if cfg.shuffle:
-      # Shuffle before repeat: each epoch is one permutation, seeded by (seed, epoch).
-      ds = ds.shuffle()
-    ds = ds.repeat(cfg.num_epochs)
-    if cfg.sampler == "windows":
-      ds = ds.seed(_process_seed(cfg.seed, process_index, "window"))
-      ds = ds.random_map(_DrawWindow(paths, groups))
-    ds = ds.map(tr.DecodeRecord())
-    ds = ds.seed(_process_seed(cfg.seed, process_index))
-    ds = ds.random_map(tr.TrainTransform(opts))
-    ds = ds.batch(local_batch, drop_remainder=True)
-  else:
     ds = ds.map(tr.DecodeRecord()).map(tr.EvalTransform(opts))
     ds = ds.batch(local_batch, drop_remainder=False)  # padded: every batch is full
+    return to_iter_dataset(ds, cfg)
 
+  if cfg.sampler == "windows":
+    groups = _groups(manifest, ids)
+    ds = grain.MapDataset.source(_GroupSlots(len(groups), int(cfg.windows_per_group)))
+  else:
+    ds = grain.MapDataset.source(ClipSource(paths, ids, np.ones(len(ids), bool)))
+  if len(ds) < cfg.batch_size:
+    raise ValueError(f"an epoch of {len(ds)} examples ({cfg.sampler} sampler) is shorter "
+                     f"than the global batch of {cfg.batch_size}")
+  ds = ds.seed(cfg.seed)
+  if cfg.shuffle:
+    # Shuffle before repeat: each epoch is one permutation, seeded by (seed, epoch).
+    ds = ds.shuffle()
+  ds = ds.repeat(cfg.num_epochs)
+  if cfg.sampler == "windows":
+    ds = ds.seed(_stream_seed(cfg.seed, "window"))
+    ds = ds.random_map(_DrawWindow(paths, groups))
+  ds = ds.map(tr.DecodeRecord())
+  ds = ds.seed(_stream_seed(cfg.seed, "augment"))
+  ds = ds.random_map(tr.TrainTransform(opts))
+  if process_count > 1:
+    ds = _ProcessRows(ds, global_batch=cfg.batch_size, process_index=process_index,
+                      process_count=process_count)
+  ds = ds.batch(local_batch, drop_remainder=True)
   return to_iter_dataset(ds, cfg)
 
 
@@ -368,6 +386,17 @@ def batch_sharding(mesh: Mesh, data_axes: str | Sequence[str]) -> NamedSharding:
   if not axes or unknown:
     raise ValueError(f"data_axes {axes} must be axes of the mesh {mesh.axis_names}")
   return NamedSharding(mesh, PartitionSpec(axes if len(axes) > 1 else axes[0]))
+
+
+def batch_spec(batch_size: int, frames: int, joints: int,
+               sharding: NamedSharding | None = None) -> dict[str, jax.ShapeDtypeStruct]:
+  """The global batch's shapes and dtypes (`make_dataset`'s fields × process count),
+  for compiling a step without reading data."""
+  def spec(shape, dtype):
+    return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
+  return {"skeleton": spec((batch_size, frames, joints, 4), np.float32),
+          "joint_present": spec((batch_size, joints), np.float32),
+          "clip_id": spec((batch_size,), np.int32), "valid": spec((batch_size,), np.bool_)}
 
 
 def to_global(batch: dict[str, np.ndarray], sharding: NamedSharding

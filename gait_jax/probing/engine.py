@@ -21,7 +21,11 @@ picks and predictions stay on device until the end of a seed. Cross-products Xáµ
 
 The target axis can be sharded over a device mesh (`mesh`, axis `target_axis`):
 target-wise arrays are laid out with NamedSharding and XLA partitions every matmul
-over targets; results are identical to the unsharded run.
+over targets; results are identical to the unsharded run. A mesh over several
+processes splits the targets between the processes first (process p fits targets
+p, p + P, ...; targets share nothing but the features), each shards its part over
+its own devices, and the predictions are gathered so that every process returns
+all of them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from gait_jax.probing import design, folds as folds_lib, logistic, ridge
@@ -164,6 +169,8 @@ def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, folds: np.n
   x = np.asarray(x, np.float32)
   y = np.asarray(y, np.float32)
   binary = np.asarray(binary, bool)
+  if settings.mesh is not None and len({d.process_index for d in settings.mesh.devices.flat}) > 1:
+    return _cross_validate_over_processes(x, y, binary, folds, settings)
   if settings.binary_model not in BINARY_MODELS:
     raise ValueError(f"binary_model={settings.binary_model!r}; expected one of "
                      f"{BINARY_MODELS}")
@@ -245,6 +252,36 @@ def cross_validate(x: np.ndarray, y: np.ndarray, binary: np.ndarray, folds: np.n
   converged[bins] = ~failed[:len(bins)]
   oof[:, :, ~converged] = np.nan
   return Predictions(oof, chosen, fold_ids, converged)
+
+
+def _cross_validate_over_processes(x: np.ndarray, y: np.ndarray, binary: np.ndarray,
+                                   folds: np.ndarray, settings: Settings) -> Predictions:
+  """`cross_validate` with the targets split over processes (see the module
+  docstring); every process returns every target's predictions."""
+  count, index = jax.process_count(), jax.process_index()
+  k = y.shape[1]
+  per = -(-k // count)
+  mine = np.arange(index, k, count)
+  pad = per - len(mine)  # all-missing targets (never fitted), so all parts are equal
+  y_mine = np.concatenate([y[:, mine], np.full((len(y), pad), np.nan, y.dtype)], 1)
+  binary_mine = np.concatenate([binary[mine], np.zeros(pad, bool)])
+  local = Mesh(np.asarray(jax.local_devices()), (settings.target_axis,))
+  part = cross_validate(x, y_mine, binary_mine, folds,
+                        dataclasses.replace(settings, mesh=local))
+  # [P, ...] every process's part, by a collective over the processes.
+  # f64 Î± travel as their bits (JAX without x64 would round them to f32).
+  oof, alpha_bits, converged = multihost_utils.process_allgather(
+      (part.oof, np.ascontiguousarray(part.alpha).view(np.uint32), part.converged))
+  chosen = np.ascontiguousarray(np.asarray(alpha_bits, np.uint32)).view(np.float64)
+  out_oof = np.empty((oof.shape[1], oof.shape[2], k), oof.dtype)
+  out_chosen = np.empty((chosen.shape[1], chosen.shape[2], k), chosen.dtype)
+  out_converged = np.empty(k, bool)
+  for p in range(count):
+    cols = np.arange(p, k, count)
+    out_oof[:, :, cols] = oof[p][:, :, :len(cols)]
+    out_chosen[:, :, cols] = chosen[p][:, :, :len(cols)]
+    out_converged[cols] = converged[p][:len(cols)]
+  return Predictions(out_oof, out_chosen, part.folds, out_converged)
 
 
 def _padded_targets(y: np.ndarray, n_dev: int, settings: Settings, multiple: int = 1

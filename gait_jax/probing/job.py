@@ -28,6 +28,7 @@ import dataclasses
 import os
 import warnings
 
+import jax
 import ml_collections
 import numpy as np
 import pandas as pd
@@ -388,6 +389,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> pd.DataFrame:
     raise ValueError("no subset could be scored")
   targets = pd.concat(frames_out, ignore_index=True)
 
+  if jax.process_index() != 0:  # every process has the tables; process 0 writes them
+    return targets
   out = os.path.join(workdir, "results")
   os.makedirs(out, exist_ok=True)
   targets.to_parquet(os.path.join(out, "targets.parquet"), index=False)

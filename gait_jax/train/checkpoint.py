@@ -44,12 +44,36 @@ class Checkpointer:
 
   def restore(self, step: int, abstract_state: Any, data_iterator: Any) -> Any:
     """Restores state (onto `abstract_state`'s shapes and shardings) and the
-    iterator's position in place; returns the state."""
+    iterator's position in place; returns the state.
+
+    A checkpoint written by another number of processes restores too: the state is
+    global, and the iterator is moved to batch `step` (`pipeline`'s global batches
+    do not depend on the process count, and a run consumes one batch per step).
+    """
+    written_by = self.process_count(step)
+    if written_by in (None, jax.process_count()):
+      restored = self.manager.restore(
+          step, args=ocp.args.Composite(
+              state=ocp.args.StandardRestore(abstract_state),
+              data=grain.checkpoint.CheckpointRestore(data_iterator)))
+      return restored["state"]
     restored = self.manager.restore(
-        step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
-            data=grain.checkpoint.CheckpointRestore(data_iterator)))
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+    try:
+      grain.experimental.set_next_index(data_iterator, step)
+    except (ValueError, NotImplementedError, AttributeError) as e:
+      raise ValueError(
+          f"checkpoint {self.directory / str(step)} was written by {written_by} "
+          f"processes, this run has {jax.process_count()}, and its data iterator cannot "
+          f"be moved to batch {step} ({e}); resume with {written_by} processes, or with "
+          "--config.data.worker_count=0") from e
     return restored["state"]
+
+  def process_count(self, step: int) -> int | None:
+    """How many processes wrote checkpoint `step`'s data item (None: unknown)."""
+    counts = {int(p.stem.rsplit("-of-", 1)[1])
+              for p in (self.directory / str(step) / "data").glob("process_*-of-*.json")}
+    return counts.pop() if len(counts) == 1 else None
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

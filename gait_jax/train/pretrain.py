@@ -140,7 +140,8 @@ def setup_training(config: ml_collections.ConfigDict, mesh, joints, num_frames: 
                  in_shardings=(shardings, batch_sharding),
                  out_shardings=(shardings, replicated), donate_argnums=0)
   reconstruct = jax.jit(lambda p, b, r: model_def.merge(p).reconstruct(b, r),
-                        in_shardings=(shardings["params"], batch_sharding, replicated))
+                        in_shardings=(shardings["params"], batch_sharding, replicated),
+                        out_shardings=replicated)  # every process can read it
   return Setup(mesh=mesh, rules=rules, model_def=model_def, optimizer=optimizer,
                abstract=abstract, shardings=shardings,
                init=jax.jit(init, out_shardings=shardings), step=step,
@@ -157,25 +158,88 @@ def _num_frames(config: ml_collections.ConfigDict) -> int:
 def resolve_run_length(config: ml_collections.ConfigDict) -> None:
   """Run length and warm-up given in epochs of the data sampler → steps, in place.
 
-  One epoch is `pipeline.epoch_examples` / (batch_size / process_count) steps (a
-  fraction is kept: batches straddle epochs); total_steps = ceil(num_epochs × that).
+  One epoch is `pipeline.epoch_examples` / batch_size steps (a fraction is kept:
+  batches straddle epochs); total_steps = ceil(num_epochs × that).
   """
   if config.num_epochs is None:
     if config.optim.warmup_epochs is not None:
       raise ValueError("optim.warmup_epochs needs num_epochs (the run length in epochs)")
     return
-  local_batch = config.data.batch_size // jax.process_count()
-  steps_per_epoch = pipeline.epoch_examples(config.data) / local_batch
+  steps_per_epoch = pipeline.epoch_examples(config.data) / config.data.batch_size
   config.total_steps = max(1, int(np.ceil(config.num_epochs * steps_per_epoch)))
   if config.optim.warmup_epochs is not None:
     config.optim.warmup_steps = int(round(config.optim.warmup_epochs * steps_per_epoch))
 
 
+def dry_run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """`total_steps=0`: the step compiled for the config's mesh, from abstract state and
+  batch — no data is read, nothing is initialised or trained. Prints, and writes to
+  WORKDIR/dry_run.json (process 0), what each device holds: the train state by its
+  shardings, and XLA's buffer sizes for the compiled step (arguments, temporaries,
+  outputs). E.g. the published model on a fake 64-device mesh, on CPU:
+    XLA_FLAGS=--xla_force_host_platform_device_count=64 python -m gait_jax.main \
+      --config experiments/pretrain_gaitmae.py:paper --workdir runs/dry64 \
+      --config.total_steps=0 --config.data.batch_size=64 \
+      "--config.mesh.axes=(('data', 8), ('fsdp', 8), ('tensor', 1))"
+  """
+  config = ml_collections.ConfigDict(config.to_dict())  # unlocked copy
+  if not config.data.crop_frames and not config.data.shards:
+    raise ValueError("a dry run (total_steps=0) needs data.crop_frames (or data.shards to "
+                     "read the clip length from)")
+  config.num_epochs, config.optim.warmup_epochs = None, None
+  config.total_steps = max(int(config.optim.warmup_steps) + 1, 2)  # the schedule's shape only
+  mesh = sharding.make_mesh(config.mesh.axes, config.mesh.axis_type)
+  joints = skeleton.joint_names(config.data.joints)
+  frames = _num_frames(config)
+  setup = setup_training(config, mesh, joints, frames)
+  batch = pipeline.batch_spec(int(config.data.batch_size), frames, len(joints),
+                              pipeline.batch_sharding(mesh, tuple(config.mesh.data_axes)))
+  t0 = time.perf_counter()
+  with sharding.use_rules(mesh, setup.rules):
+    compiled = setup.step.lower(setup.abstract, batch).compile()
+  compile_s = time.perf_counter() - t0
+
+  def per_device(tree) -> float:
+    return sum(int(np.prod(a.sharding.shard_shape(a.shape))) * a.dtype.itemsize
+               for a in jax.tree.leaves(tree)) / 2**20
+  mib = 2**20
+  report: dict[str, Any] = {
+      "devices": jax.device_count(), "processes": jax.process_count(),
+      "platform": jax.devices()[0].platform, "mesh": dict(mesh.shape),
+      "batch_size": int(config.data.batch_size), "frames": frames, "joints": len(joints),
+      "dtype": str(config.model.dtype), "remat": bool(config.model.get("remat", False)),
+      "params_m": state_lib.count_params(setup.abstract["params"]) / 1e6,
+      "model_gflop_per_step": flops_lib.train_flops(config.model, len(joints), frames,
+                                                    int(config.data.batch_size)) / 1e9,
+      "params_mib_per_device": per_device(setup.abstract["params"]),
+      "state_mib_per_device": per_device(setup.abstract),
+      "compile_s": compile_s}
+  mem = compiled.memory_analysis()
+  if mem is not None:
+    report.update(arguments_mib=mem.argument_size_in_bytes / mib,
+                  temporaries_mib=mem.temp_size_in_bytes / mib,
+                  outputs_mib=mem.output_size_in_bytes / mib,
+                  peak_mib=(mem.argument_size_in_bytes + mem.temp_size_in_bytes
+                            + mem.output_size_in_bytes - mem.alias_size_in_bytes) / mib)
+  if jax.process_index() == 0:
+    print("dry run (total_steps=0): the step compiled, nothing trained", flush=True)
+    for key, value in report.items():
+      print(f"  {key:<24} {value:.2f}" if isinstance(value, float) else f"  {key:<24} {value}",
+            flush=True)
+    path = pathlib.Path(workdir)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "dry_run.json").write_text(json.dumps(report, indent=2))
+  return report
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-  """Trains until `config.total_steps`; returns the last logged metrics."""
+  """Trains until `config.total_steps`; returns the last logged metrics. total_steps=0
+  compiles the step and stops (`dry_run`)."""
   workdir_path = pathlib.Path(workdir)
   if config.model.get("dtype") == "auto":
     config.model.dtype = "bfloat16" if jax.default_backend() in ("gpu", "tpu") else "float32"
+  if config.total_steps == 0:
+    return dry_run(config, workdir)
   resolve_run_length(config)
   if jax.process_index() == 0:
     workdir_path.mkdir(parents=True, exist_ok=True)

@@ -272,14 +272,20 @@ def test_training_epochs_each_clip_once_in_new_orders(shard_dir):
   i0, i1 = int(np.flatnonzero(first == 3)[0]), NUM_CLIPS + int(np.flatnonzero(second == 3)[0])
   assert not np.allclose(sk[i0], sk[i1])
 
-  # Two processes: disjoint halves of the clips, each still once per epoch.
-  halves = []
-  for p in range(2):
-    ds = pipeline.make_dataset(_cfg(shard_dir, num_epochs=1), train=True,
-                               process_index=p, process_count=2)
-    halves.append(np.concatenate([b["clip_id"] for b in ds]))
-  assert [len(h) for h in halves] == [12, 12]
-  assert sorted(np.concatenate(halves)) == list(range(NUM_CLIPS))
+  # Two processes: each reads its half of every global batch of the one-process run,
+  # so together they read every clip once per epoch and give the same global batches.
+  one = _rows_by_process(_cfg(shard_dir, num_epochs=2, crop_frames=30, rotate_deg=180.0), 1)
+  two = _rows_by_process(_cfg(shard_dir, num_epochs=2, crop_frames=30, rotate_deg=180.0), 2)
+  assert [len(b) for b in two] == [len(batches)] * 2
+  for b, (x, y) in enumerate(zip(*two)):
+    assert not set(x["clip_id"]) & set(y["clip_id"])
+    for key in ("clip_id", "skeleton"):
+      np.testing.assert_array_equal(np.concatenate([x[key], y[key]]), one[0][b][key])
+
+
+def _rows_by_process(cfg, count: int) -> list[list[dict[str, np.ndarray]]]:
+  return [list(pipeline.make_dataset(cfg, train=True, process_index=p, process_count=count))
+          for p in range(count)]
 
 
 def _group_of(shard_dir) -> dict[int, tuple[str, str]]:
@@ -293,7 +299,7 @@ def test_window_sampler_draws_each_group_equally_and_anew_each_epoch(shard_dir):
   groups = sorted(set(group_of.values()))
   cfg = _cfg(shard_dir, sampler="windows", windows_per_group=3, num_epochs=4,
              crop_frames=30, batch_size=2)
-  per_epoch = pipeline.epoch_examples(cfg, process_count=1)
+  per_epoch = pipeline.epoch_examples(cfg)
   assert per_epoch == 3 * len(groups)
   batches = list(pipeline.make_dataset(cfg, train=True, process_index=0, process_count=1))
   ids = np.concatenate([b["clip_id"] for b in batches])
@@ -306,16 +312,13 @@ def test_window_sampler_draws_each_group_equally_and_anew_each_epoch(shard_dir):
   assert not (np.sort(epochs[0]) == np.sort(epochs[1])).all()
   assert set(ids.tolist()) == set(group_of)
 
-  # Two processes: disjoint groups, the same count each.
-  owned = []
-  for p in range(2):
-    cfg1 = _cfg(shard_dir, sampler="windows", windows_per_group=2, num_epochs=1,
-                batch_size=2)
-    drawn = np.concatenate([b["clip_id"] for b in pipeline.make_dataset(
-        cfg1, train=True, process_index=p, process_count=2)])
-    owned.append({group_of[int(c)] for c in drawn})
-    assert len(drawn) == pipeline.epoch_examples(cfg1, process_count=2)
-  assert not owned[0] & owned[1] and len(owned[0]) == len(owned[1])
+  # Two processes: their rows of each global batch are the one-process run's.
+  cfg1 = _cfg(shard_dir, sampler="windows", windows_per_group=2, num_epochs=1, batch_size=2)
+  one, two = _rows_by_process(cfg1, 1), _rows_by_process(cfg1, 2)
+  drawn = [np.concatenate([b["clip_id"] for b in bs]) for bs in two]
+  assert len(drawn[0]) + len(drawn[1]) == pipeline.epoch_examples(cfg1)
+  np.testing.assert_array_equal(np.stack(drawn, 1).reshape(-1),
+                                np.concatenate([b["clip_id"] for b in one[0]]))
   with pytest.raises(ValueError, match="sampler"):
     pipeline.make_dataset(_cfg(shard_dir, sampler="people"), train=True, process_index=0,
                           process_count=1)

@@ -128,6 +128,7 @@ def test_probe_job_unusable_inputs_name_the_file(tmp_path):
 def test_probe_job_average_fusion_and_sex_specific_models(tmp_path):
   emb, ph, dic = _write_inputs(tmp_path)
   config = probe_experiment.get_config("smoke")
+  config.binary_model = "ridge"  # fast; the logistic runs in the end-to-end test
   config.embeddings, config.phenotypes, config.dictionary = emb, ph, dic
   config.covariates, config.fusion, config.sex_models = "", "average", "separate"
   targets = job.run(config, str(tmp_path / "w"))
@@ -140,6 +141,7 @@ def test_probe_job_average_fusion_and_sex_specific_models(tmp_path):
 def test_every_unscored_target_has_a_report_row(tmp_path):
   emb, ph, dic = _write_inputs(tmp_path)
   config = probe_experiment.get_config("smoke")
+  config.binary_model = "ridge"  # fast; the logistic runs in the end-to-end test
   config.embeddings, config.phenotypes, config.dictionary = emb, ph, dic
   config.covariates = ""
   targets = job.run(config, str(tmp_path / "w"))
@@ -172,6 +174,7 @@ def test_held_out_of_a_pretraining_run_probes_only_whom_it_did_not_train_on(tmp_
   assert 10 < len(trained) < len(ids) - 20
 
   config = probe_experiment.get_config("smoke")
+  config.binary_model = "ridge"  # fast; the logistic runs in the end-to-end test
   config.embeddings, config.phenotypes, config.dictionary = emb, ph, dic
   config.covariates = ""
   config.held_out_of = str(tmp_path / "pretrain")
@@ -250,6 +253,7 @@ def test_feature_sets_on_the_same_folds_with_paired_comparisons(tmp_path):
   noise[feats] = np.random.default_rng(1).standard_normal((len(noise), len(feats)))
   noise.to_parquet(tmp_path / "noise.parquet")
   config = probe_experiment.get_config("smoke")
+  config.binary_model = "ridge"  # fast; the logistic runs in the end-to-end test
   config.embeddings, config.phenotypes, config.dictionary = emb, ph, dic
   config.inputs = f"noise={tmp_path / 'noise.parquet'}"
   config.covariates = "age,sex,bmi"
@@ -287,6 +291,7 @@ def test_feature_sets_on_the_same_folds_with_paired_comparisons(tmp_path):
 def test_each_task_alone_and_fused(tmp_path):
   emb, ph, dic = _write_inputs(tmp_path)
   config = probe_experiment.get_config("smoke")
+  config.binary_model = "ridge"  # fast; the logistic runs in the end-to-end test
   config.embeddings, config.phenotypes, config.dictionary = emb, ph, dic
   config.tasks = "each"
   config.covariates = "age"
@@ -314,6 +319,7 @@ def test_ablation_each_scores_every_ablation_and_compares_with_none(tmp_path):
   hidden[["e0", "e1"]] = 0.0  # the region that carried the signal is gone
   pd.concat([frame, hidden]).to_parquet(tmp_path / "ablated.parquet")
   config = probe_experiment.get_config("smoke")
+  config.binary_model = "ridge"  # fast; the logistic runs in the end-to-end test
   config.embeddings, config.phenotypes, config.dictionary = (
       str(tmp_path / "ablated.parquet"), ph, dic)
   config.ablation = "each"
