@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -97,6 +97,24 @@ def constrain(x: jax.Array, names: Sequence[str | None]) -> jax.Array:
   if len(names) != x.ndim:
     raise ValueError(f"{len(names)} logical names for an array of rank {x.ndim}")
   return jax.lax.with_sharding_constraint(x, logical_to_spec(names, rules, mesh))
+
+
+def per_device(fn: Callable[..., jax.Array], in_names: Sequence[Sequence[str | None]],
+               out_names: Sequence[str | None]) -> Callable[..., jax.Array]:
+  """`fn` run on each device's own part of its arguments (`jax.shard_map` over the
+  mesh set by `use_rules`, each argument and the result laid out by its logical
+  names), for code the partitioner cannot split itself, such as a `lax.map` over
+  chunks of the batch. `fn` itself without a mesh or rules, or where every name
+  maps to no mesh axis (one device)."""
+  mesh = jax.sharding.get_abstract_mesh()
+  rules = flax_spmd.get_logical_axis_rules()
+  if mesh.empty or not rules:
+    return fn
+  in_specs = tuple(logical_to_spec(names, rules, mesh) for names in in_names)
+  out_spec = logical_to_spec(out_names, rules, mesh)
+  if not any(any(spec) for spec in (*in_specs, out_spec)):
+    return fn
+  return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_spec)
 
 
 def make_mesh(axes: Sequence[tuple[str, int]], axis_type: str = "auto",

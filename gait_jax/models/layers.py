@@ -291,6 +291,23 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
                                        mask=mask, scale=scale,
                                        implementation=implementation)
     return out.swapaxes(1, 2)
+  scale = dim ** -0.5 if scale is None else scale
+  args = (q if scale == 1.0 else q * scale, k, v)
+  names = (("batch", "heads", None, None),) * 3
+  if key_mask is not None:
+    args, names = args + (key_mask,), names + (("batch", None),)
+  # Under a mesh each device maps over its own sequences: the partitioner cannot
+  # split the lax.map's chunks of the batch (it would gather the whole batch).
+  blocked = functools.partial(_blocked_attention, block=block)
+  return sharding.per_device(blocked, names, ("batch", "heads", None, None))(*args)
+
+
+def _blocked_attention(q: jax.Array, k: jax.Array, v: jax.Array,
+                       key_mask: jax.Array | None = None, *, block: int) -> jax.Array:
+  """`attention`'s chunked path on pre-scaled q: the (sequence, head) pairs through
+  `lax.map`, as many per step as keep one step's logits within `block`."""
+  b, heads, length, dim = q.shape
+  keys = k.shape[2]
   steps = -(-(b * heads) // max(1, block // (length * keys)))
   pairs = -(-(b * heads) // steps)  # as even as possible: little or no padding
 
@@ -301,8 +318,7 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
     return x.reshape(steps, pairs, *x.shape[1:])
 
   step = jax.checkpoint(_softmax_attention)
-  scale = dim ** -0.5 if scale is None else scale
-  inputs = (by_pair(q if scale == 1.0 else q * scale), by_pair(k), by_pair(v))
+  inputs = (by_pair(q), by_pair(k), by_pair(v))
   if key_mask is None:
     out = jax.lax.map(lambda qkv: step(*qkv), inputs)
   else:  # [B', S] → per (sequence, head) pair, as [steps, pairs, 1, S]
