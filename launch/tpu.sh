@@ -16,7 +16,11 @@
 #
 #   launch/tpu.sh --tpu my-v4-32 --zone us-central2-b -- \
 #       .venv/bin/python -m gait_jax.main --config experiments/pretrain_gaitmae.py:paper \
-#       --workdir gs://BUCKET/runs/paper --config.data.shards=gs://BUCKET/shards
+#       --workdir /mnt/shared/runs/paper --config.data.shards=/mnt/shared/shards
+#
+# The workdir (checkpoints: every process writes its part) and the shards must be on
+# a file system every worker mounts at the same path (an NFS share such as Filestore,
+# or a bucket through gcsfuse); gs:// URLs are not read directly.
 #
 # DIR defaults to this checkout's path relative to the home directory when it is
 # under it (gcloud's ssh starts in the workers' home), else its absolute path.
