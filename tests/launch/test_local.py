@@ -49,12 +49,12 @@ def _pretrain(workdir, shards, *extra: str) -> list[str]:
   return _main("--config", f"{GAITMAE}:smoke", "--workdir", str(workdir),
                f"--config.data.shards={shards}", f"--config.total_steps={STEPS}",
                f"--config.checkpoint_every={EVERY}", "--config.keep_checkpoints=4",
-               "--config.log_every=1", "--config.evals.val.every=0", *extra)
+               "--config.log_every=1", f"--config.evals.val.every={EVERY}", *extra)
 
 
-def _losses(workdir) -> dict[int, float]:
+def _losses(workdir, key: str = "loss") -> dict[int, float]:
   lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
-  return {r["step"]: r["loss"] for r in map(json.loads, lines) if "loss" in r}
+  return {r["step"]: r[key] for r in map(json.loads, lines) if key in r}
 
 
 def _assert_same_losses(got: dict[int, float], want: dict[int, float], steps) -> None:
@@ -163,6 +163,9 @@ def test_two_processes_killed_and_restarted_continue_the_one_process_run(
   want = _losses(reference)
   _assert_same_losses(first, want, [s for s in first if s <= EVERY])
   _assert_same_losses(_losses(workdir), want, range(EVERY + 1, STEPS + 1))
+  # The held-out evaluator, run by both processes on their halves of the val clips.
+  _assert_same_losses(_losses(workdir, "val/loss"), _losses(reference, "val/loss"),
+                      (EVERY, STEPS))
 
 
 def test_a_one_process_checkpoint_resumes_on_two_processes(tiny_shards, reference,
