@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Starts N processes of one command on this machine, wired into one JAX job.
 
-  launch/local.sh --processes N [--devices-per-process D] [--port P] [--grace S] \
-      -- COMMAND...
+  launch/local.sh --processes N [--devices-per-process D | --gpus-per-process G] \
+      [--port P] [--grace S] -- COMMAND...
 
 Process i gets JAX_COORDINATOR_ADDRESS=localhost:PORT (a free port unless --port),
 JAX_NUM_PROCESSES=N and JAX_PROCESS_ID=i, which `gait_jax.main` hands to
 `jax.distributed.initialize`; with --devices-per-process each process sees D CPU
-devices (`--xla_force_host_platform_device_count`, added to XLA_FLAGS). Every output
-line is printed with its process id, "[i] ...".
+devices (`--xla_force_host_platform_device_count`, added to XLA_FLAGS); with
+--gpus-per-process process i sees GPUs iG … iG + G − 1 (CUDA_VISIBLE_DEVICES), for one
+machine with several GPUs. Every output line is printed with its process id, "[i] ...".
 
 The launcher exits with the first non-zero status of any process. When one process
 fails, the others (which would wait in a collective for it) get SIGTERM, then
@@ -39,7 +40,7 @@ def free_port() -> int:
 
 
 def process_env(base: dict[str, str], *, process_id: int, processes: int, port: int,
-                devices: int | None) -> dict[str, str]:
+                devices: int | None, gpus: int | None = None) -> dict[str, str]:
   """The environment of process `process_id` of `processes`."""
   env = dict(base)
   env.update(JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES=str(processes),
@@ -47,6 +48,9 @@ def process_env(base: dict[str, str], *, process_id: int, processes: int, port: 
   if devices is not None:
     flags = _DEVICE_FLAG.sub("", env.get("XLA_FLAGS", "")).split()
     env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={devices}"])
+  if gpus is not None:
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(
+        str(g) for g in range(process_id * gpus, (process_id + 1) * gpus))
   return env
 
 
@@ -62,13 +66,14 @@ def _pump(process_id: int, stream, lock: threading.Lock) -> None:
 class Job:
   """The N processes, their output threads, and how they are stopped."""
 
-  def __init__(self, command: list[str], *, processes: int, devices: int | None, port: int):
+  def __init__(self, command: list[str], *, processes: int, devices: int | None,
+               gpus: int | None, port: int):
     self.procs: list[subprocess.Popen] = []
     self.threads: list[threading.Thread] = []
     lock = threading.Lock()
     for i in range(processes):
       env = process_env(os.environ, process_id=i, processes=processes, port=port,
-                        devices=devices)
+                        devices=devices, gpus=gpus)
       proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, start_new_session=True)
       self.procs.append(proc)
@@ -127,8 +132,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
   p = argparse.ArgumentParser(prog="launch/local.sh", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--processes", type=int, required=True)
-  p.add_argument("--devices-per-process", type=int,
-                 help="CPU devices per process (default: the platform's own)")
+  layout = p.add_mutually_exclusive_group()
+  layout.add_argument("--devices-per-process", type=int,
+                      help="CPU devices per process (default: the platform's own)")
+  layout.add_argument("--gpus-per-process", type=int,
+                      help="GPUs per process, in order (default: every process sees all)")
   p.add_argument("--port", type=int, help="coordinator port (default: a free one)")
   p.add_argument("--grace", type=float, default=5.0,
                  help="seconds between SIGTERM and SIGKILL when stopping (default 5)")
@@ -138,15 +146,17 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.error("no command after --")
   if args.processes < 1:
     p.error(f"--processes {args.processes}: must be at least 1")
-  if args.devices_per_process is not None and args.devices_per_process < 1:
-    p.error(f"--devices-per-process {args.devices_per_process}: must be at least 1")
+  for name in ("devices_per_process", "gpus_per_process"):
+    value = getattr(args, name)
+    if value is not None and value < 1:
+      p.error(f"--{name.replace('_', '-')} {value}: must be at least 1")
   return args, command
 
 
 def main(argv: list[str] | None = None) -> int:
   args, command = parse_args(sys.argv[1:] if argv is None else argv)
   job = Job(command, processes=args.processes, devices=args.devices_per_process,
-            port=args.port or free_port())
+            gpus=args.gpus_per_process, port=args.port or free_port())
 
   def forward(signum, _frame):
     print(f"[launcher] signal {signum}: stopping all processes", file=sys.stderr, flush=True)

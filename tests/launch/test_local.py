@@ -98,10 +98,22 @@ def test_a_failed_process_stops_the_others_within_seconds():
   assert "process 1 exited with status 3; stopping process(es) [0]" in proc.stderr
 
 
+def test_gpus_per_process_are_consecutive_blocks():
+  code = "import os; print(os.environ['JAX_PROCESS_ID'], os.environ['CUDA_VISIBLE_DEVICES'])"
+  proc = subprocess.run(["bash", str(LOCAL), "--processes", "2", "--gpus-per-process", "4",
+                         "--", sys.executable, "-c", code],
+                        env=_env(), capture_output=True, text=True, timeout=60)
+  assert proc.returncode == 0, proc.stderr
+  assert sorted(proc.stdout.splitlines()) == ["[0] 0 0,1,2,3", "[1] 1 4,5,6,7"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--processes", "2"], "usage"),
     (["--processes", "0", "--", "true"], "must be at least 1"),
     (["--processes", "2", "--"], "no command"),
+    (["--processes", "2", "--gpus-per-process", "0", "--", "true"], "must be at least 1"),
+    (["--processes", "2", "--gpus-per-process", "1", "--devices-per-process", "1", "--",
+      "true"], "not allowed with"),
 ])
 def test_usage_errors(args, message):
   proc = subprocess.run(["bash", str(LOCAL), *args], env=_env(), capture_output=True,
