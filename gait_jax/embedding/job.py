@@ -10,7 +10,8 @@ participant × task's clips by their median (`aggregate`) and writes, streaming:
 
   W/embeddings.parquet  one row per participant × task × ablation: participant_id,
                         task, ablation, n_clips, checkpoint_step, config_hash, then
-                        float32 columns "<region>.<stat>.<channel>"
+                        float32 columns "<region>.<stat>.<channel>" (pool.by
+                        "joint": "<joint>.<stat>.<channel>")
   W/embed_report.csv    clips whose embedding was not finite, and participant ×
                         task groups left without a usable clip
   W/embed_config.json   this job's config, with the checkpoint step and hash
@@ -149,11 +150,12 @@ def ablations_per_pass(config: ml_collections.ConfigDict, platform: str) -> int:
 
 def _config_hash(pretrain: ml_collections.ConfigDict, config: ml_collections.ConfigDict,
                  step: int) -> str:
+  embed = {k: json.loads(config.to_json_best_effort())[k]
+           for k in ("layer", "window_frames", "max_windows", "pool", "ablations")}
+  if embed["pool"].get("by") == "region":  # the published pooling keeps its old hash
+    del embed["pool"]["by"]
   text = json.dumps({"pretrain": json.loads(pretrain.to_json_best_effort()),
-                     "embed": {k: json.loads(config.to_json_best_effort())[k]
-                               for k in ("layer", "window_frames", "max_windows", "pool",
-                                         "ablations")},
-                     "step": step}, sort_keys=True)
+                     "embed": embed, "step": step}, sort_keys=True)
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -202,9 +204,9 @@ def _embed(config: ml_collections.ConfigDict, out_dir: pathlib.Path,
   stats = tuple(config.pool.stats)
   ablations = tuple(config.ablations)
   hidden = {a: ablation_regions(a, regions) for a in ablations}
-  weights = pooling.region_weights(joints, regions)
+  rows, weights = pooling.pool_weights(joints, regions, str(config.pool.by))
   width = int(pretrain.model.width)
-  names = pooling.feature_names(regions, stats, width)
+  names = pooling.feature_names(rows, stats, width)
   config_hash = _config_hash(pretrain, config, step)
 
   # --- Data -------------------------------------------------------------------------

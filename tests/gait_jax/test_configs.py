@@ -12,7 +12,7 @@ from gait_jax.errors import InputError
 
 EXPERIMENTS = {"pretrain_gaitmae.py": ("paper", "small", "smoke"),
                "pretrain_mamp.py": ("paper", "small", "smoke"),
-               "embed.py": ("default", "ablations", "smoke"),
+               "embed.py": ("default", "ablations", "per_joint", "smoke"),
                "features.py": ("default", "smoke"),
                "probe.py": ("paper", "smoke")}
 

@@ -16,6 +16,7 @@ import wandb_offline
 
 from gait_jax import models, schema, skeleton
 from gait_jax.embedding import aggregate, job, pooling
+from gait_jax.embedding import config as embed_config
 from gait_jax.models import masking
 from gait_jax.train import state as state_lib
 
@@ -41,6 +42,69 @@ def test_region_pooling_matches_a_direct_computation():
                              feats[:, :, head, 0].mean(axis=(1, 2)), rtol=1e-5)
   with pytest.raises(ValueError, match="no joint"):
     pooling.region_weights(("PELVIS", "NECK"))
+
+
+def test_joint_pooling_keeps_every_joint_and_names_it():
+  rng = np.random.default_rng(1)
+  feats = rng.normal(size=(2, 30, len(JOINTS), 3)).astype(np.float32)
+  rows, weights = pooling.pool_weights(JOINTS, by="joint")
+  assert rows == tuple(JOINTS) and weights.shape == (len(JOINTS), len(JOINTS))
+  out = np.asarray(pooling.pool(jnp.asarray(feats), weights, ("mean", "std")))
+  names = pooling.feature_names(rows, ("mean", "std"), 3)
+  assert out.shape == (2, len(JOINTS) * 2 * 3) and len(names) == out.shape[1]
+  knee = JOINTS[5]
+  np.testing.assert_allclose(out[:, names.index(f"{knee}.mean.002")],
+                             feats[:, :, 5, 2].mean(1), rtol=1e-5)
+  np.testing.assert_allclose(out[:, names.index(f"{knee}.std.001")],
+                             feats[:, :, 5, 1].std(1), rtol=1e-4)
+  # by="region" is the published pooling, unchanged.
+  region_rows, region = pooling.pool_weights(JOINTS)
+  assert region_rows == tuple(n for n, _ in pooling.DEFAULT_REGIONS)
+  np.testing.assert_array_equal(region, pooling.region_weights(JOINTS))
+  assert (pooling.feature_names(region_rows, ("mean",), 2)
+          == pooling.feature_names(pooling.DEFAULT_REGIONS, ("mean",), 2))
+  with pytest.raises(ValueError, match="pool by"):
+    pooling.pool_weights(JOINTS, by="limb")
+
+
+def test_joint_pooling_keeps_body_scale_that_region_means_cancel():
+  """Token features that grow with body size in opposite directions within a region
+  (their sum over the region's joints is 0): the region mean is the same for a body
+  1.1 times larger, the per-joint vector scales with it, and a linear readout of
+  the per-joint vector recovers the scale exactly."""
+  rng = np.random.default_rng(2)
+  region = pooling.region_weights(JOINTS)  # [R, J], rows average a region's joints
+  member = region > 0
+  direction = rng.normal(size=(len(JOINTS), 4))
+  for row in member:  # zero sum over each region's joints
+    direction[row] -= direction[row].mean(0)
+  motion = rng.normal(0, 0.1, size=(1, 20, 1, 4))  # the same gait for every size
+  scales = np.array([0.9, 0.95, 1.0, 1.05, 1.1])
+  feats = jnp.asarray(scales[:, None, None, None] * direction[None, None] + motion,
+                      jnp.float32)  # [5, T, J, D]
+  by_region = np.asarray(pooling.pool(feats, region, ("mean",)))
+  _, joint = pooling.pool_weights(JOINTS, by="joint")
+  by_joint = np.asarray(pooling.pool(feats, joint, ("mean",)))
+  np.testing.assert_allclose(by_region, by_region[[2]].repeat(5, 0), atol=1e-5)
+  assert np.abs(by_joint[4] - by_joint[2]).max() > 0.05
+  design = np.c_[by_joint, np.ones(5)]
+  fit = design @ np.linalg.lstsq(design, scales, rcond=None)[0]
+  np.testing.assert_allclose(fit, scales, atol=1e-4)
+
+
+def test_per_joint_variant_and_its_config_hash():
+  default, per_joint = embed_config.get_config(), embed_config.get_config("per_joint")
+  assert default.pool.by == "region" and tuple(default.pool.stats) == ("mean", "p99")
+  assert per_joint.pool.by == "joint" and tuple(per_joint.pool.stats) == ("mean",)
+  assert tuple(per_joint.pool.regions) == tuple(default.pool.regions)  # for ablations
+  pre = ml_collections.ConfigDict({"model": {"width": 8}})
+  legacy = ml_collections.ConfigDict(default.to_dict())
+  del legacy.pool["by"]
+  # The published pooling keeps the hash it had before pool.by existed.
+  assert job._config_hash(pre, default, 3) == job._config_hash(pre, legacy, 3)
+  by_joint = ml_collections.ConfigDict(default.to_dict())
+  by_joint.pool.by = "joint"
+  assert job._config_hash(pre, by_joint, 3) != job._config_hash(pre, default, 3)
 
 
 def test_group_reducer_streams_medians_and_counts_exclusions():
@@ -245,3 +309,24 @@ def test_embed_fn_windows_cover_the_clip_and_are_sharded(tiny_shards, pretrained
   inner = dict(wide, skeleton=wide["skeleton"].copy())
   inner["skeleton"][:, 40, :, :3] += 0.5
   assert not np.allclose(np.asarray(one(params, inner)["none"]), central, atol=1e-5)
+
+
+def test_per_joint_embed_fn_pools_each_joints_tokens(tiny_shards, pretrained):
+  """make_embed_fn with pool_weights(by="joint"): one block of width D per joint, in
+  the joint set's order, each the time mean of that joint's encoder features."""
+  pre = state_lib.load_pretrain_config(pretrained)
+  model_def, params, _ = state_lib.build_model(pre, JOINTS, 32, jax.random.key(0))
+  rows, weights = pooling.pool_weights(JOINTS, by="joint")
+  fn = jax.jit(job.make_embed_fn(model_def, window=32, layer=-1, hidden={"none": ()},
+                                 weights=weights, stats=("mean",)))
+  rng = np.random.default_rng(3)
+  skel = rng.normal(0, 0.2, (2, 32, len(JOINTS), 4)).astype(np.float32)
+  skel[..., 3] = 1.0
+  present = np.ones((2, len(JOINTS)), np.float32)
+  out = np.asarray(fn(params, {"skeleton": skel, "joint_present": present})["none"])
+  width = int(pre.model.width)
+  assert out.shape == (2, len(JOINTS) * width)
+  tokens = np.asarray(model_def.merge(params).encode(jnp.asarray(skel), jnp.asarray(present)))
+  np.testing.assert_allclose(out.reshape(2, len(JOINTS), width), tokens.mean(1), rtol=1e-4,
+                             atol=1e-5)
+  assert rows == tuple(JOINTS)
