@@ -321,26 +321,10 @@ def _wandb_target(config_arg: str, extra: list[str]) -> tuple[str, str]:
   return project, entity
 
 
-def _yaml_key(key: str) -> str:
-  return key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", key) else json.dumps(key)
-
-
-def to_yaml(value: dict | list, indent: int = 0) -> list[str]:
-  """Block-style YAML lines for nested dicts and lists of strings. Strings are
-  written as JSON strings, which YAML reads as double-quoted scalars."""
-  pad, lines = "  " * indent, []
-  items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
-  for key, item in items:
-    head = f"{pad}{_yaml_key(key)}:" if key is not None else f"{pad}-"
-    if isinstance(item, (dict, list)) and item:
-      lines += [head] + to_yaml(item, indent + 1)
-    elif isinstance(item, (dict, list)):
-      lines.append(f"{head} {'{}' if isinstance(item, dict) else '[]'}")
-    elif isinstance(item, str):
-      lines.append(f"{head} {json.dumps(item)}")
-    else:
-      raise TypeError(f"to_yaml writes strings, dicts and lists; got {item!r}")
-  return lines
+def to_yaml(value: dict) -> str:
+  """The sweep file's text: JSON, which is YAML (a flow mapping) and quotes every
+  string exactly."""
+  return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 # --- command line --------------------------------------------------------------------
@@ -412,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
               f"#   wandb sweep {path}       creates it and prints its id",
               f"#   wandb agent ENTITY/PROJECT/ID   runs its points ({start})",
               f"# Each run's workdir is {os.path.join(args.root, '<W&B run id>')}."]
-    path.write_text("\n".join(header + to_yaml(sweep)) + "\n")
+    path.write_text("\n".join(header + [to_yaml(sweep)]) + "\n")
     print(f"wrote {path} ({len(points)} runs): wandb sweep {path}, then wandb agent "
           "with the id it prints")
     return 0

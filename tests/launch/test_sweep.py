@@ -355,7 +355,7 @@ def test_yaml_writer_round_trips():
   data = {"name": "it's \"quoted\" \\ #not-a-comment: -x", "empty": {}, "none": [],
           "command": ["${args}", "-c", "exec \"$@\" --workdir=r/\"$WANDB_RUN_ID\"", "été"],
           "weird key: yes": {"values": ["()", "('a',)", "", "null", "3", "true"]}}
-  assert yaml.safe_load("\n".join(sweep.to_yaml(data))) == data
+  assert yaml.safe_load(sweep.to_yaml(data)) == data
 
 
 # --- tpu -----------------------------------------------------------------------------
