@@ -171,6 +171,20 @@ def resolve_run_length(config: ml_collections.ConfigDict) -> None:
     config.optim.warmup_steps = int(round(config.optim.warmup_epochs * steps_per_epoch))
 
 
+def compiled_memory(compiled) -> dict[str, float]:
+  """XLA's per-device buffer sizes of a compiled step in MiB: arguments, temporaries,
+  outputs and their sum less donated (aliased) buffers; {} when XLA gives none."""
+  mem = compiled.memory_analysis()
+  if mem is None:
+    return {}
+  mib = 2**20
+  return {"arguments_mib": mem.argument_size_in_bytes / mib,
+          "temporaries_mib": mem.temp_size_in_bytes / mib,
+          "outputs_mib": mem.output_size_in_bytes / mib,
+          "peak_mib": (mem.argument_size_in_bytes + mem.temp_size_in_bytes
+                       + mem.output_size_in_bytes - mem.alias_size_in_bytes) / mib}
+
+
 def dry_run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """`total_steps=0`: the step compiled for the config's mesh, from abstract state and
   batch — no data is read, nothing is initialised or trained. Prints, and writes to
@@ -199,10 +213,9 @@ def dry_run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     compiled = setup.step.lower(setup.abstract, batch).compile()
   compile_s = time.perf_counter() - t0
 
-  def per_device(tree) -> float:
+  def mib_per_device(tree) -> float:  # each leaf's shard, by its sharding
     return sum(int(np.prod(a.sharding.shard_shape(a.shape))) * a.dtype.itemsize
                for a in jax.tree.leaves(tree)) / 2**20
-  mib = 2**20
   report: dict[str, Any] = {
       "devices": jax.device_count(), "processes": jax.process_count(),
       "platform": jax.devices()[0].platform, "mesh": dict(mesh.shape),
@@ -211,16 +224,10 @@ def dry_run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       "params_m": state_lib.count_params(setup.abstract["params"]) / 1e6,
       "model_gflop_per_step": flops_lib.train_flops(config.model, len(joints), frames,
                                                     int(config.data.batch_size)) / 1e9,
-      "params_mib_per_device": per_device(setup.abstract["params"]),
-      "state_mib_per_device": per_device(setup.abstract),
+      "params_mib_per_device": mib_per_device(setup.abstract["params"]),
+      "state_mib_per_device": mib_per_device(setup.abstract),
       "compile_s": compile_s}
-  mem = compiled.memory_analysis()
-  if mem is not None:
-    report.update(arguments_mib=mem.argument_size_in_bytes / mib,
-                  temporaries_mib=mem.temp_size_in_bytes / mib,
-                  outputs_mib=mem.output_size_in_bytes / mib,
-                  peak_mib=(mem.argument_size_in_bytes + mem.temp_size_in_bytes
-                            + mem.output_size_in_bytes - mem.alias_size_in_bytes) / mib)
+  report.update(compiled_memory(compiled))
   if jax.process_index() == 0:
     print("dry run (total_steps=0): the step compiled, nothing trained", flush=True)
     for key, value in report.items():
@@ -297,12 +304,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   # and mapped attention once.
   flops_per_step = flops_lib.train_flops(config.model, len(joints), num_frames,
                                          config.data.batch_size)
-  mem = compiled.memory_analysis()
-  if mem is not None:
+  mem = compiled_memory(compiled)
+  if mem:
     writer.note(f"compiled step: {flops_per_step / 1e9:.2f} model GFLOP, per-device memory: "
-                f"arguments {mem.argument_size_in_bytes / 2**20:.1f} MiB, temporaries "
-                f"{mem.temp_size_in_bytes / 2**20:.1f} MiB, outputs "
-                f"{mem.output_size_in_bytes / 2**20:.1f} MiB")
+                f"arguments {mem['arguments_mib']:.1f} MiB, temporaries "
+                f"{mem['temporaries_mib']:.1f} MiB, outputs {mem['outputs_mib']:.1f} MiB")
   peak = peak_flops_per_device(config) * jax.device_count()
 
   # --- Loop -----------------------------------------------------------------------
