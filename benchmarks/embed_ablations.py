@@ -1,9 +1,10 @@
 """The embed job's ablations: one forward over the stacked batch against one per ablation.
 
   .venv/bin/python benchmarks/embed_ablations.py [--preset small] [--clips 16] \
-      [--frames 300] [--window 90] [--reps 3]
+      [--frames 300] [--window 90] [--reps 3] [--dtype float32] [--attention-impl ""]
 
-A random-init encoder (`models.get_model_config(preset)`) embeds a batch of
+A random-init encoder (`models.get_model_config(preset)`, with the compute dtype and
+model.attention_impl given) embeds a batch of
 `clips` synthetic clips of `frames` frames (cut into windows of `window`) under
 the 9 ablations of experiments/embed.py:ablations, two ways: `make_embed_fn` with one
 ablation per pass (config.ablations_per_pass=1, the CPU default), and with all
@@ -40,10 +41,14 @@ def main() -> None:
   p.add_argument("--frames", type=int, default=300)
   p.add_argument("--window", type=int, default=90)
   p.add_argument("--reps", type=int, default=3)
+  p.add_argument("--dtype", default="float32")
+  p.add_argument("--attention-impl", default="", help='model.attention_impl ("", xla, cudnn)')
   args = p.parse_args()
 
   joints = skeleton.JOINT_SETS["default26"]
   cfg = ml_collections.ConfigDict({"model": get_model_config(args.preset)})
+  cfg.model.dtype = args.dtype
+  cfg.model.attention_impl = args.attention_impl
   model_def, params, _ = state_lib.build_model(cfg, joints, args.window, jax.random.key(0))
   econf = embed_config.get_config("ablations")
   regions = tuple((str(n), tuple(r)) for n, r in econf.pool.regions)
@@ -57,7 +62,8 @@ def main() -> None:
            "joint_present": jnp.ones((args.clips, len(joints)), jnp.float32)}
   n = args.frames // args.window
   print(f"embed, {len(hidden)} ablations, preset {args.preset}, {args.clips} clips × "
-        f"{n} windows of {args.window} frames, {jax.devices()[0].device_kind}")
+        f"{n} windows of {args.window} frames, {args.dtype}, attention_impl "
+        f"{args.attention_impl!r}, {jax.devices()[0].device_kind}")
   print(f"{'':>24}{'compile s':>10}{'ms/batch':>10}{'clips/s':>9}{'temp MiB':>10}"
         f"{'max |diff|':>12}{'speed-up':>10}")
   runs = {}

@@ -6,14 +6,16 @@
 #
 # Prints, in order:
 #   1. the environment: Python, JAX, the devices;
-#   2. the train step of the published recipe at the paper shape, batch 8, bf16
-#      (`benchmarks/train_step.py --shapes paper_b8 --dtype bfloat16`), with
-#      attention_impl "" (JAX's choice) and "cudnn": step time, clips/s, MFU
-#      against the device's bf16 dense peak, XLA's temporary memory and the
-#      device's peak memory, compile time, and the attention path the compiled
-#      step takes (cudnn / chunked / one pass, read from its HLO);
+#   2. the train step of the published recipe at the paper shape, bf16
+#      (`benchmarks/train_step.py --dtype bfloat16`): batch 8 with remat under
+#      three attentions (the default: XLA's, in chunks; cuDNN's fused kernel; XLA's
+#      in one pass), then cuDNN's at batch 8 and 32 without remat. Step time,
+#      clips/s, MFU against the device's bf16 dense peak, XLA's temporary memory
+#      and the device's peak memory, compile time, and the attention path the
+#      compiled step takes (cudnn / chunked / one pass, read from its HLO);
 #   3. embedding throughput: the embed job's forward (`make_embed_fn`) over 9
-#      ablations of full-length clips (`benchmarks/embed_ablations.py`);
+#      ablations of full-length clips, bf16, cuDNN attention
+#      (`benchmarks/embed_ablations.py`);
 #   4. the paper-scale probe: 3,414 participants × 1,024 features × 3,210 targets,
 #      5 folds × 15 seeds, nested α (`benchmarks/probe.py`, its default sizes).
 #
@@ -31,7 +33,7 @@ DRY=0
 for arg in "$@"; do
   case "$arg" in
     --cpu-dry-run) DRY=1 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -41,15 +43,6 @@ if [ "$DRY" = 1 ]; then
 fi
 export PYTHONUNBUFFERED=1
 export WANDB_MODE=disabled
-
-# --- Python and packages, offline -------------------------------------------------
-if [ -d "$ROOT/.whl" ] && ls "$ROOT"/.whl/*.whl > /dev/null 2>&1; then
-  SITE="${TMPDIR:-/tmp}/gait_jax_site"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target "$SITE" "$ROOT"/.whl/*.whl || echo "warning: installing .whl/ failed" >&2
-  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 pick_python() {
   if [ -n "${GAIT_JAX_PYTHON:-}" ]; then echo "$GAIT_JAX_PYTHON"; return; fi
@@ -64,12 +57,27 @@ pick_python() {
 }
 PY="$(pick_python)"
 
+# --- Packages, offline (on the device machine; a dry run uses $PY's own) -------------
+if [ "$DRY" = 0 ] && ls "$ROOT"/.whl/*.whl > /dev/null 2>&1; then
+  SITE="${TMPDIR:-/tmp}/gait_jax_site"
+  rm -rf "$SITE"
+  if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+      --target "$SITE" "$ROOT"/.whl/*.whl; then
+    export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+  else
+    echo "warning: installing .whl/ with $PY failed; going on without it" >&2
+  fi
+fi
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
 echo "== environment"
 "$PY" - <<'EOF' || { echo "JAX does not import with $PY" >&2; exit 1; }
 import importlib, sys
 import jax
 print(f"python {sys.version.split()[0]} ({sys.executable}), jax {jax.__version__}, "
       f"backend {jax.default_backend()}, devices {[d.device_kind for d in jax.devices()]}")
+import flax, optax
+print(f"flax {flax.__version__}, optax {optax.__version__}")
 missing = []
 for name in ("flax", "optax", "orbax.checkpoint", "ml_collections", "grain", "numpy", "pandas",
              "scipy", "sklearn", "statsmodels", "pyarrow"):
@@ -80,6 +88,8 @@ for name in ("flax", "optax", "orbax.checkpoint", "ml_collections", "grain", "nu
 if missing:
   print(f"missing packages: {', '.join(missing)}; carry them as wheels in .whl/")
 EOF
+command -v nvidia-smi > /dev/null &&
+  nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv,noheader
 if [ "$DRY" = 0 ] && [ "$("$PY" -c 'import jax; print(jax.default_backend())')" = cpu ]; then
   echo "no accelerator visible to $PY; for a CPU check run with --cpu-dry-run" >&2
   exit 1
@@ -100,20 +110,22 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, report a failur
 if [ "$DRY" = 1 ]; then
   step "train step (dry run: smoke shape, bf16)" 120 \
     "$PY" benchmarks/train_step.py --shapes smoke --dtype bfloat16 --steps 1 --rounds 1 \
-      --attention-impl ,xla
+      --attention-impl ,xla/0
   step "embedding throughput (dry run)" 60 \
     "$PY" benchmarks/embed_ablations.py --preset smoke --clips 2 --frames 32 --window 16 --reps 1
   step "probe (dry run)" 60 \
     "$PY" benchmarks/probe.py --participants 120 --features 16 --targets 40 --folds 3 \
       --seeds 2 --sklearn-targets 5 10
 else
-  # Paper shape, batch 8, bf16: JAX's attention choice, then cuDNN's fused kernel.
-  step "train step: paper shape, batch 8, bf16" 240 \
-    "$PY" benchmarks/train_step.py --shapes paper_b8 --dtype bfloat16 --steps 10 --rounds 2 \
-      --attention-impl ,cudnn
-  step "embedding throughput: paper model, 16 clips × 2 windows of 900 frames" 80 \
+  step "train step: paper shape, batch 8, remat, bf16, three attentions" 200 \
+    "$PY" benchmarks/train_step.py --shapes paper_b8 --dtype bfloat16 --steps 5 --rounds 2 \
+      --attention-impl ,cudnn,xla/0
+  step "train step: paper shape, batch 8 and 32, no remat, bf16, cuDNN attention" 150 \
+    "$PY" benchmarks/train_step.py --shapes paper_b8_noremat,paper_b32 --dtype bfloat16 \
+      --steps 5 --rounds 2 --attention-impl cudnn
+  step "embedding throughput: paper model, 16 clips × 2 windows of 900 frames" 70 \
     "$PY" benchmarks/embed_ablations.py --preset paper --clips 16 --frames 1800 --window 900 \
-      --reps 3
+      --reps 3 --dtype bfloat16 --attention-impl cudnn
   step "probe at paper scale" 100 "$PY" benchmarks/probe.py
 fi
 exit $status

@@ -15,6 +15,8 @@ published recipe (898 frames + 2 sink frames, dropout 0.1, shared input projecti
   paper_remat  paper, paper     1   yes
   paper_b2     paper, paper     2   yes
   paper_b8     paper, paper     8   yes
+  paper_b8_noremat             8   no    (the activations of B = 8 fit a GPU)
+  paper_b32    paper, paper    32   no
 
 All shapes are compiled ahead in one process (the trainer's jitted, donated step on a
 one-device mesh, random batches), then timed in `--rounds` rounds, each round a
@@ -26,10 +28,13 @@ recomputation not counted) over the mean of the references measured just before
 and just after its steps, the median over rounds; step time is the median too.
 "temp GiB" is XLA's temporary buffer size. On a GPU, MFU is against --peak-tflops
 (default: the device's bf16 dense peak when known); "peak GiB" is the device's
-peak memory in use where it reports one (GPU). `--steps 0` compiles only.
+peak memory in use (where it reports one: GPU) after the shape's first step, the
+process's peak so far: list shapes in order of size. A shape that fails to compile
+or run (out of memory) is reported and left out. `--steps 0` compiles only.
 
 `--attention-impl` lists model.attention_impl values, each timed as its own row
-("" = JAX's choice, "xla", "cudnn"); the "attention" column is the path the
+("" = JAX's choice, "xla", "cudnn"), each optionally with a model.attention_block
+after a slash ("xla/0": XLA's attention in one pass); the "attention" column is the path the
 compiled step actually takes, read from its HLO: "cudnn" (a fused cuDNN
 attention call), "chunked" (`layers.attention`'s loop over (sequence, head)
 pairs) or "one pass" (XLA's attention over all pairs at once).
@@ -62,18 +67,24 @@ SHAPES = {
     "paper_remat": ("paper", "paper", 1, True),
     "paper_b2": ("paper", "paper", 2, True),
     "paper_b8": ("paper", "paper", 8, True),
+    "paper_b8_noremat": ("paper", "paper", 8, False),
+    "paper_b32": ("paper", "paper", 32, False),
 }
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def config_for(shape: str, dtype: str, attention_impl: str = ""):
-  """The trainer config of a shape (see the module docstring)."""
+  """The trainer config of a shape (see the module docstring); attention_impl is
+  "IMPL" or "IMPL/BLOCK"."""
   from gait_jax.train import config as train_config
   variant, preset, batch_size, remat = SHAPES[shape]
   config = train_config.get_config(variant, preset)
   config.model.remat = remat
   config.model.dtype = dtype
-  config.model.attention_impl = attention_impl
+  impl, _, block = attention_impl.partition("/")
+  config.model.attention_impl = impl
+  if block:
+    config.model.attention_block = int(block)
   config.data.batch_size = batch_size
   # The run length only shapes the lr schedule; no data to count epochs over.
   config.num_epochs = None
@@ -157,12 +168,15 @@ class Compiled:
     self.ratios: list[float] = []
 
   def warm_up(self) -> None:
-    """Creates the state and runs one (untimed) step."""
+    """Creates the state and runs one (untimed) step; records the device's peak
+    memory in use so far (where it reports one)."""
     import jax
     if self.state is None:
       self.state = self.init(0)
       self.state, metrics = self.step(self.state, self.batch)
       self.info["loss"] = float(jax.block_until_ready(metrics)["loss"])
+      stats = jax.devices()[0].memory_stats() or {}
+      self.info["peak_gib"] = stats.get("peak_bytes_in_use", float("nan")) / 2**30
 
   def run(self, steps: int) -> float:
     """Seconds per step over `steps` steps (the first call also warms up)."""
@@ -186,16 +200,22 @@ def measure(shapes: list[str], steps: int, rounds: int, dtype: str,
       try:
         compiled.append(Compiled(shape, dtype, impl))
       except Exception as e:  # pylint: disable=broad-except  (e.g. cuDNN unsupported)
-        print(f"{shape} attention_impl={impl!r}: failed to compile: "
-              f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}", flush=True)
+        print(f"{shape} attention_impl={impl!r}: failed to compile: {_first_line(e)}",
+              flush=True)
   references: list[float] = []
   if steps:
     ref_dtype = "float32" if jax.default_backend() == "cpu" else dtype
     for _ in range(rounds):
       reference = matmul_gflops(ref_dtype)
       references.append(reference)
-      for c in compiled:
-        dt = c.run(steps)
+      for c in list(compiled):
+        try:
+          dt = c.run(steps)
+        except Exception as e:  # pylint: disable=broad-except  (e.g. out of memory)
+          print(f"{c.info['shape']}: failed to run: {_first_line(e)}", flush=True)
+          compiled.remove(c)
+          c.state = None
+          continue
         # The reference just before and just after this shape's steps: on a shared
         # machine the load changes within a round.
         after = matmul_gflops(ref_dtype)
@@ -205,15 +225,17 @@ def measure(shapes: list[str], steps: int, rounds: int, dtype: str,
         references.append(after)
   rows = []
   nan = float("nan")
-  stats = jax.devices()[0].memory_stats() or {}
   for c in compiled:
     dt = statistics.median(c.times) if c.times else nan
-    rows.append({**c.info, "step_s": dt, "step_s_all": c.times,
-                 "peak_gib": stats.get("peak_bytes_in_use", nan) / 2**30,
+    rows.append({"peak_gib": nan, **c.info, "step_s": dt, "step_s_all": c.times,
                  "clips_per_s": c.info["batch"] / dt,
                  "gflops": c.info["gflop_per_step"] / dt,
                  "ratio": statistics.median(c.ratios) if c.ratios else nan})
   return rows, references
+
+
+def _first_line(e: Exception) -> str:
+  return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
 
 
 def print_table(rows: list[dict], references: list[float], peak: float, label: str = "") -> None:
