@@ -8,13 +8,14 @@
 #   1. the environment: Python, JAX, the devices;
 #   2. the train step of the published recipe at the paper shape, bf16
 #      (`benchmarks/train_step.py --dtype bfloat16`): batch 8 with remat under
-#      three attentions (the default: XLA's, in chunks; cuDNN's fused kernel; XLA's
-#      in one pass), then cuDNN's at batch 8 and 32 without remat. Step time,
+#      three attentions (the default, cuDNN's fused kernel on this GPU; XLA's in
+#      chunks, as on CPU; XLA's in one pass), then the default at batch 8 without
+#      remat and at batch 32 with it. Step time,
 #      clips/s, MFU against the device's bf16 dense peak, XLA's temporary memory
 #      and the device's peak memory, compile time, and the attention path the
 #      compiled step takes (cudnn / chunked / one pass, read from its HLO);
 #   3. embedding throughput: the embed job's forward (`make_embed_fn`) over 9
-#      ablations of full-length clips, bf16, cuDNN attention
+#      ablations of full-length clips, bf16, the default attention
 #      (`benchmarks/embed_ablations.py`);
 #   4. the paper-scale probe: 3,414 participants × 1,024 features × 3,210 targets,
 #      5 folds × 15 seeds, nested α (`benchmarks/probe.py`, its default sizes).
@@ -119,13 +120,13 @@ if [ "$DRY" = 1 ]; then
 else
   step "train step: paper shape, batch 8, remat, bf16, three attentions" 200 \
     "$PY" benchmarks/train_step.py --shapes paper_b8 --dtype bfloat16 --steps 5 --rounds 2 \
-      --attention-impl ,cudnn,xla/0
-  step "train step: paper shape, batch 8 and 32, no remat, bf16, cuDNN attention" 150 \
+      --attention-impl ,xla,xla/0
+  step "train step: paper shape, batch 8 without remat, 32 with it, bf16" 150 \
     "$PY" benchmarks/train_step.py --shapes paper_b8_noremat,paper_b32 --dtype bfloat16 \
-      --steps 5 --rounds 2 --attention-impl cudnn
+      --steps 5 --rounds 2
   step "embedding throughput: paper model, 16 clips × 2 windows of 900 frames" 70 \
     "$PY" benchmarks/embed_ablations.py --preset paper --clips 16 --frames 1800 --window 900 \
-      --reps 3 --dtype bfloat16 --attention-impl cudnn
+      --reps 3 --dtype bfloat16
   step "probe at paper scale" 100 "$PY" benchmarks/probe.py
 fi
 exit $status

@@ -32,8 +32,9 @@ def _common(c: ml_collections.ConfigDict) -> None:
   # Residual dropout after each attention and MLP, drawn from the loss rng
   # (training only).
   c.dropout = 0.0
-  # jax.nn.dot_product_attention implementation: "" (None: JAX picks; today XLA),
-  # "xla" or "cudnn" (GPU only; needs head dim a multiple of 8).
+  # jax.nn.dot_product_attention implementation: "" (cuDNN's fused kernel where it
+  # applies: NVIDIA GPU, bf16, no mask; else XLA's), "xla" or "cudnn" (GPU only;
+  # needs head dim a multiple of 8).
   c.attention_impl = ""
   # Most attention logits computed at once (0 = all in one pass). Larger
   # attentions run a few (sequence, head) pairs at a time under remat: memory

@@ -264,6 +264,8 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
   """Softmax attention over [B', H, L, K] queries and [B', H, S, K] keys/values;
   logits are q·k·scale (default scale 1/sqrt(K)).
 
+  `implementation` None picks cuDNN's fused kernel where it applies
+  (`default_implementation`: a recent NVIDIA GPU, bf16, no mask), else XLA's.
   With `block` = 0, or when all B'·H·L·S logits fit in `block`, or with the
   cuDNN kernel (fused, already linear in memory), this is
   `jax.nn.dot_product_attention`. Otherwise the B'·H (sequence, head) pairs go
@@ -285,6 +287,8 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
   keys = k.shape[2]
   if key_mask is not None and implementation == "cudnn":
     implementation = None
+  elif implementation is None:
+    implementation = default_implementation(q.dtype, dim, key_mask is not None)
   if not block or implementation == "cudnn" or b * heads * length * keys <= block:
     mask = None if key_mask is None else key_mask[:, None, None, :]
     out = jax.nn.dot_product_attention(*(x.swapaxes(1, 2) for x in (q, k, v)),
@@ -300,6 +304,25 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *,
   # split the lax.map's chunks of the batch (it would gather the whole batch).
   blocked = functools.partial(_blocked_attention, block=block)
   return sharding.per_device(blocked, names, ("batch", "heads", None, None))(*args)
+
+
+def default_implementation(dtype: jnp.dtype, head_dim: int, masked: bool,
+                           device: jax.Device | None = None) -> str | None:
+  """The attention an unset `implementation` takes: cuDNN's fused kernel on an
+  NVIDIA GPU of compute capability 8.0 or newer, for bf16/f16 without a key mask
+  and a head dim that is a multiple of 8 (up to 128); else None (XLA's, chunked by
+  `block`). On an H200, paper shape, batch 8: 0.24 s per step against 1.9 s for
+  the chunked path and 0.47 s for XLA's in one pass (README, GPU)."""
+  device = device or jax.devices()[0]
+  if device.platform != "gpu" or masked or head_dim % 8 or head_dim > 128:
+    return None
+  if jnp.dtype(dtype) not in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):
+    return None
+  try:
+    major = int(str(getattr(device, "compute_capability", "0")).split(".")[0])
+  except ValueError:
+    return None
+  return "cudnn" if major >= 8 else None
 
 
 def _blocked_attention(q: jax.Array, k: jax.Array, v: jax.Array,

@@ -1,6 +1,9 @@
 """GaitMAE and MAMP: the GaitModel protocol, exclusions, dtypes, remat, scanned
 stacks, sharding names, and that a tiny model can fit a fixed batch."""
 
+import functools
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -657,3 +660,19 @@ def test_blocked_attention_under_a_mesh_runs_per_device_without_gathering_the_ba
   np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
   for g, g_want in zip(got[1], want[1]):
     np.testing.assert_allclose(g, g_want, rtol=1e-4, atol=1e-6)
+
+
+def test_default_attention_is_cudnn_only_where_its_kernel_applies():
+  from gait_jax.models import layers  # pylint: disable=import-outside-toplevel
+  gpu = types.SimpleNamespace(platform="gpu", compute_capability="9.0")
+  choose = functools.partial(layers.default_implementation, device=gpu)
+  assert choose(jnp.bfloat16, 16, False) == "cudnn"
+  assert choose(jnp.float16, 64, False) == "cudnn"
+  assert choose(jnp.float32, 16, False) is None  # cuDNN's kernel is 16-bit only
+  assert choose(jnp.bfloat16, 16, True) is None  # a key mask: XLA's
+  assert choose(jnp.bfloat16, 12, False) is None  # head dim not a multiple of 8
+  assert choose(jnp.bfloat16, 256, False) is None
+  old_gpu = types.SimpleNamespace(platform="gpu", compute_capability="7.5")
+  assert layers.default_implementation(jnp.bfloat16, 16, False, old_gpu) is None
+  cpu = jax.devices("cpu")[0]
+  assert layers.default_implementation(jnp.bfloat16, 16, False, cpu) is None
