@@ -14,10 +14,12 @@
 #      clips/s, MFU against the device's bf16 dense peak, XLA's temporary memory
 #      and the device's peak memory, compile time, and the attention path the
 #      compiled step takes (cudnn / chunked / one pass, read from its HLO);
-#   3. embedding throughput: the embed job's forward (`make_embed_fn`) over 9
+#   3. where the fastest row's device time goes: a profiler trace of 3 steps summed
+#      per kernel and per kind of kernel (`benchmarks/profile_step.py`);
+#   4. embedding throughput: the embed job's forward (`make_embed_fn`) over 9
 #      ablations of full-length clips, bf16, the default attention
 #      (`benchmarks/embed_ablations.py`);
-#   4. the paper-scale probe: 3,414 participants × 1,024 features × 3,210 targets,
+#   5. the paper-scale probe: 3,414 participants × 1,024 features × 3,210 targets,
 #      5 folds × 15 seeds, nested α (`benchmarks/probe.py`, its default sizes).
 #
 # Python: $GAIT_JAX_PYTHON if set, else the project venv (.venv, made by
@@ -34,7 +36,7 @@ DRY=0
 for arg in "$@"; do
   case "$arg" in
     --cpu-dry-run) DRY=1 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -112,6 +114,8 @@ if [ "$DRY" = 1 ]; then
   step "train step (dry run: smoke shape, bf16)" 120 \
     "$PY" benchmarks/train_step.py --shapes smoke --dtype bfloat16 --steps 1 --rounds 1 \
       --attention-impl ,xla/0
+  step "profile (dry run)" 60 \
+    "$PY" benchmarks/profile_step.py --shapes smoke --steps 1 --top 5
   step "embedding throughput (dry run)" 60 \
     "$PY" benchmarks/embed_ablations.py --preset smoke --clips 2 --frames 32 --window 16 --reps 1
   step "probe (dry run)" 60 \
@@ -124,6 +128,8 @@ else
   step "train step: paper shape, batch 8 without remat, 32 with it, bf16" 150 \
     "$PY" benchmarks/train_step.py --shapes paper_b8_noremat,paper_b32 --dtype bfloat16 \
       --steps 5 --rounds 2
+  step "profile: paper shape, batch 8, no remat, bf16, per kernel" 90 \
+    "$PY" benchmarks/profile_step.py --shapes paper_b8_noremat --steps 3 --top 15
   step "embedding throughput: paper model, 16 clips × 2 windows of 900 frames" 70 \
     "$PY" benchmarks/embed_ablations.py --preset paper --clips 16 --frames 1800 --window 900 \
       --reps 3 --dtype bfloat16

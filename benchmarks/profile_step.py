@@ -1,7 +1,7 @@
 """Where a train step's device time goes: a profiler trace of a few steps, summed per kernel.
 
   python benchmarks/profile_step.py [--shapes paper_b8_noremat] [--dtype bfloat16] \
-      [--attention-impl cudnn] [--steps 3] [--top 25] [--trace-dir DIR]
+      [--attention-impl ""] [--steps 3] [--top 25] [--trace-dir DIR]
 
 Compiles each shape as `benchmarks/train_step.py` does (the trainer's step on a
 one-device mesh, random batch), warms it up, then runs `--steps` steps under
@@ -104,8 +104,9 @@ def main() -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--shapes", default="paper_b8_noremat")
   p.add_argument("--dtype", default="bfloat16")
-  p.add_argument("--attention-impl", default="cudnn",
-                 help='"IMPL" or "IMPL/BLOCK" (see train_step.py)')
+  p.add_argument("--attention-impl", default="",
+                 help='"" (the default: cuDNN where it applies), "IMPL" or "IMPL/BLOCK" '
+                      "(see train_step.py)")
   p.add_argument("--steps", type=int, default=3)
   p.add_argument("--top", type=int, default=25)
   p.add_argument("--trace-dir", help="keep the traces here (default: a temporary folder)")
