@@ -8,18 +8,21 @@
 #   1. the environment: Python, JAX, the devices;
 #   2. the train step of the published recipe at the paper shape, bf16
 #      (`benchmarks/train_step.py --dtype bfloat16`): batch 8 with remat under
-#      three attentions (the default, cuDNN's fused kernel on this GPU; XLA's in
-#      chunks, as on CPU; XLA's in one pass), then the default at batch 8 without
-#      remat and at batch 32 with it. Step time,
+#      two attentions (the default, cuDNN's fused kernel on this GPU; XLA's in one
+#      pass), then the default at batch 8 without remat and at batch 32 with it
+#      (XLA's chunked CPU path, 8× slower here, is left out for time). Step time,
 #      clips/s, MFU against the device's bf16 dense peak, XLA's temporary memory
 #      and the device's peak memory, compile time, and the attention path the
 #      compiled step takes (cudnn / chunked / one pass, read from its HLO);
-#   3. where the fastest row's device time goes: a profiler trace of 3 steps summed
+#   3. attention alone at the model's two shapes (temporal: 900 frames; spatial: 26
+#      joints), batch 8, bf16, forward + backward, cuDNN's kernel against XLA's in one
+#      pass (`benchmarks/attention.py`);
+#   4. where the fastest row's device time goes: a profiler trace of 3 steps summed
 #      per kernel and per kind of kernel (`benchmarks/profile_step.py`);
-#   4. embedding throughput: the embed job's forward (`make_embed_fn`) over 9
+#   5. embedding throughput: the embed job's forward (`make_embed_fn`) over 9
 #      ablations of full-length clips, bf16, the default attention
 #      (`benchmarks/embed_ablations.py`);
-#   5. the paper-scale probe: 3,414 participants × 1,024 features × 3,210 targets,
+#   6. the paper-scale probe: 3,414 participants × 1,024 features × 3,210 targets,
 #      5 folds × 15 seeds, nested α (`benchmarks/probe.py`, its default sizes).
 #
 # Python: $GAIT_JAX_PYTHON if set, else the project venv (.venv, made by
@@ -36,7 +39,7 @@ DRY=0
 for arg in "$@"; do
   case "$arg" in
     --cpu-dry-run) DRY=1 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -114,6 +117,9 @@ if [ "$DRY" = 1 ]; then
   step "train step (dry run: smoke shape, bf16)" 120 \
     "$PY" benchmarks/train_step.py --shapes smoke --dtype bfloat16 --steps 1 --rounds 1 \
       --attention-impl ,xla/0
+  step "attention alone (dry run)" 60 \
+    "$PY" benchmarks/attention.py --frames 32 --clips 1 --rounds 1 --implementations xla \
+      --blocks 0
   step "profile (dry run)" 60 \
     "$PY" benchmarks/profile_step.py --shapes smoke --steps 1 --top 5
   step "embedding throughput (dry run)" 60 \
@@ -122,12 +128,15 @@ if [ "$DRY" = 1 ]; then
     "$PY" benchmarks/probe.py --participants 120 --features 16 --targets 40 --folds 3 \
       --seeds 2 --sklearn-targets 5 10
 else
-  step "train step: paper shape, batch 8, remat, bf16, three attentions" 200 \
+  step "train step: paper shape, batch 8, remat, bf16, two attentions" 150 \
     "$PY" benchmarks/train_step.py --shapes paper_b8 --dtype bfloat16 --steps 5 --rounds 2 \
-      --attention-impl ,xla,xla/0
+      --attention-impl ,xla/0
   step "train step: paper shape, batch 8 without remat, 32 with it, bf16" 150 \
     "$PY" benchmarks/train_step.py --shapes paper_b8_noremat,paper_b32 --dtype bfloat16 \
       --steps 5 --rounds 2
+  step "attention alone: paper shapes, batch 8, bf16, cuDNN and XLA in one pass" 90 \
+    "$PY" benchmarks/attention.py --clips 8 --dtype bfloat16 --implementations cudnn,xla \
+      --blocks 0 --rounds 3
   step "profile: paper shape, batch 8, no remat, bf16, per kernel" 90 \
     "$PY" benchmarks/profile_step.py --shapes paper_b8_noremat --steps 3 --top 15
   step "embedding throughput: paper model, 16 clips × 2 windows of 900 frames" 70 \

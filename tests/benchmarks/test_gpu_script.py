@@ -22,4 +22,6 @@ def test_gpu_script_dry_run_runs_every_step():
   assert "clips/s" in out and "embed, 9 ablations" in out and "probe benchmark" in out
   # The profile: per-kernel rows of the trace and the families they sum to.
   assert "ms/step busy" in out and "family" in out and "matmul" in out
-  assert out.count("exit status 0") == 4
+  # Attention alone: one row per shape.
+  assert "attention fwd+bwd" in out and "temporal" in out and "spatial" in out
+  assert out.count("exit status 0") == 5
