@@ -83,11 +83,10 @@ def main() -> None:
     kept.append(variant)
     fns.append(grad)
   variants = kept
-  ref_dtype = "float32" if jax.default_backend() == "cpu" else args.dtype
   times = [[] for _ in variants]
   ratios = [[] for _ in variants]
   for r in range(args.rounds):
-    reference = matmul_gflops(ref_dtype)
+    reference = matmul_gflops(args.dtype)
     # Each round starts at another variant: the first after the reference is slower.
     for i in [(r + n) % len(variants) for n in range(len(variants))]:
       (name, seqs, length, _, _), grad = variants[i], fns[i]

@@ -21,11 +21,10 @@ import gzip
 import json
 import pathlib
 import re
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import train_step  # this directory's train-step benchmark
 
 FAMILIES = (  # (family, regex on the lower-cased kernel name), first match wins
     ("attention (cuDNN)", r"cudnn|fmha|flash|sdpa"),
@@ -99,7 +98,6 @@ def summarise(trace_file: pathlib.Path, steps: int, wall_s: float, top: int,
 
 def main() -> None:
   import jax
-  import train_step
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--shapes", default="paper_b8_noremat")

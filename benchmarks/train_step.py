@@ -96,10 +96,12 @@ def config_for(shape: str, dtype: str, attention_impl: str = ""):
 
 
 def matmul_gflops(dtype: str = "float32", n: int = 0, reps: int = 0) -> float:
-  """Dense matmul GFLOP/s of one n×n×n product (n: 2048 on CPU, 8192 otherwise)."""
+  """Dense matmul GFLOP/s of one n×n×n product: f32 2048³ on CPU (whatever `dtype`,
+  the step's), `dtype` 8192³ otherwise."""
   import jax
   import jax.numpy as jnp
   cpu = jax.default_backend() == "cpu"
+  dtype = "float32" if cpu else dtype
   n = n or (2048 if cpu else 8192)
   reps = reps or (8 if cpu else 20)
   a = jax.random.normal(jax.random.key(0), (n, n), jnp.dtype(dtype))
@@ -194,7 +196,6 @@ def measure(shapes: list[str], steps: int, rounds: int, dtype: str,
             attention_impls: tuple[str, ...] = ("",)) -> tuple[list[dict], list[float]]:
   """Compiles every shape (× attention implementation), then times them in rounds;
   → (a row per shape, the reference GFLOP/s of each round)."""
-  import jax
   compiled = []
   for shape in shapes:
     for impl in attention_impls:
@@ -205,9 +206,8 @@ def measure(shapes: list[str], steps: int, rounds: int, dtype: str,
               flush=True)
   references: list[float] = []
   if steps:
-    ref_dtype = "float32" if jax.default_backend() == "cpu" else dtype
     for _ in range(rounds):
-      reference = matmul_gflops(ref_dtype)
+      reference = matmul_gflops(dtype)
       references.append(reference)
       for c in list(compiled):
         try:
@@ -219,7 +219,7 @@ def measure(shapes: list[str], steps: int, rounds: int, dtype: str,
           continue
         # The reference just before and just after this shape's steps: on a shared
         # machine the load changes within a round.
-        after = matmul_gflops(ref_dtype)
+        after = matmul_gflops(dtype)
         c.times.append(dt)
         c.ratios.append(c.info["gflop_per_step"] / dt / ((reference + after) / 2))
         reference = after
@@ -279,14 +279,12 @@ def worker(args: argparse.Namespace) -> None:
   """--worker: compile one shape and warm it up, print its info as JSON, then answer
   stdin lines: "ref" → the matmul reference GFLOP/s, "run" → seconds per step over
   --steps steps, anything else → exit."""
-  import jax
-  ref_dtype = "float32" if jax.default_backend() == "cpu" else args.dtype
   c = Compiled(args.shapes, args.dtype, args.attention_impl)
   c.warm_up()
   print(json.dumps(c.info), flush=True)
   for line in sys.stdin:
     if line.strip() == "ref":
-      print(json.dumps(matmul_gflops(ref_dtype)), flush=True)
+      print(json.dumps(matmul_gflops(args.dtype)), flush=True)
     elif line.strip() == "run":
       print(json.dumps(c.run(args.steps)), flush=True)
     else:
