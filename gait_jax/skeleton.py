@@ -103,6 +103,19 @@ def joint_indices(joint_set: str | Sequence[str]) -> np.ndarray:
   return np.array([JOINT_INDEX[n] for n in names], np.int32)
 
 
+def parents_within(joints: Sequence[str]) -> np.ndarray:
+  """int32[J]: each joint's parent as an index into `joints`: its nearest ancestor
+  that is in the set, -1 when none is (the root)."""
+  index = {name: i for i, name in enumerate(joints)}
+  out = []
+  for name in joints:
+    parent = _PARENT_NAMES[name]
+    while parent is not None and parent not in index:
+      parent = _PARENT_NAMES[parent]
+    out.append(-1 if parent is None else index[parent])
+  return np.array(out, np.int32)
+
+
 def region_of_joint() -> dict[str, str]:
   """Joint name → region name."""
   return {j: region for region, joints in REGIONS.items() for j in joints}

@@ -88,6 +88,12 @@ def _gaitmae(depth: int, width: int, heads: int, mlp_ratio: float) -> ml_collect
   c.loss.velocity_weight = 0.1
   # Count only hidden joint-frames (False: reconstruct everything, as published).
   c.loss.hidden_only = False
+  # λ of the body-size term: each joint's token features averaged over the clip's
+  # frames (what `embed` pools per joint) predict, through a linear head, the mean
+  # length of the bone from that joint to its parent in the clip (metres, from the
+  # unmasked input; L1). Label-free: it asks the pooled tokens to keep the
+  # skeleton's absolute scale. 0 = off (published).
+  c.loss.bone_weight = 0.0
   return c
 
 

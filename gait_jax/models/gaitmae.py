@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from gait_jax import skeleton as skeleton_lib
 from gait_jax.models import layers
 from gait_jax.models import losses
 from gait_jax.models import masking
@@ -128,6 +129,7 @@ class GaitMAE(nnx.Module):
     masking.region_index(self.mask_spec.always_hide)  # fail early on a typo
     self.velocity_weight = float(cfg.loss.velocity_weight)
     self.hidden_only = bool(cfg.loss.hidden_only)
+    self.bone_weight = float(cfg.loss.bone_weight)
     if cfg.embedding not in EMBEDDINGS:
       raise ValueError(f"embedding={cfg.embedding!r}; expected one of {EMBEDDINGS}")
     self.embedding = str(cfg.embedding)
@@ -169,6 +171,11 @@ class GaitMAE(nnx.Module):
     self.head = layers.dense(int(cfg.pre_logits) or width, 3,
                              (None if cfg.pre_logits else "embed", None), dtype=dtype,
                              rngs=rngs)
+    # The body-size head (cfg.loss.bone_weight): a joint's time-mean token → the
+    # length of its bone to the parent joint (the nearest ancestor in the joint set).
+    self.parents = tuple(int(p) for p in skeleton_lib.parents_within(self.joints))
+    self.bone_head = (layers.dense(width, 1, ("embed", None), dtype=jnp.float32, rngs=rngs)
+                      if self.bone_weight else None)
 
   # --- Forward ----------------------------------------------------------------
 
@@ -213,6 +220,12 @@ class GaitMAE(nnx.Module):
     """x: f32[B, T, J, 5] model input → f32[B, T, J, 3] reconstructed xyz."""
     return self.decode_tokens(self._stream(x, rng=rng))
 
+  def bone_length_head(self, features: jax.Array) -> jax.Array:
+    """Last-layer token features [B, T, J, D] → f32[B, J] predicted bone lengths
+    (metres) from each joint's mean over the frames (cfg.loss.bone_weight > 0)."""
+    pooled = jnp.mean(features.astype(jnp.float32), axis=1)
+    return self.bone_head(pooled)[..., 0]
+
   def decode_tokens(self, features: jax.Array) -> jax.Array:
     """The reconstruction head on last-layer token features ([..., D], from
     `features` or `encode` with layer -1) → f32[..., 3] xyz."""
@@ -230,8 +243,8 @@ class GaitMAE(nnx.Module):
     hidden = masking.make_mask(mask_rng, b, t, self.joint_regions, self.mask_spec)
     x = masking.apply_mask(skel, hidden, noise_rng if train else None,
                            self.mask_spec.noise_std)
-    pred = self(x, drop_rng if train else None)
-    return skel, counted, hidden, pred
+    tokens = self._stream(x, rng=drop_rng if train else None)
+    return skel, counted, hidden, tokens, self.decode_tokens(tokens)
 
   def loss(self, batch: Mapping[str, jax.Array], rng: jax.Array, *, train: bool = True
            ) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -239,12 +252,18 @@ class GaitMAE(nnx.Module):
 
     Masking always applies (so that evaluation measures the same task); noise
     and dropout only when `train`. Metrics: loss, position (MPJPE, metres),
-    velocity, hidden_fraction.
+    velocity, hidden_fraction; with cfg.loss.bone_weight also bone (the body-size
+    head's mean absolute error, metres; loss includes bone_weight × bone).
     """
-    skel, counted, hidden, pred = self._masked_forward(batch, rng, train)
+    skel, counted, hidden, tokens, pred = self._masked_forward(batch, rng, train)
     weights = counted * hidden if self.hidden_only else counted
     loss, metrics = losses.reconstruction_loss(pred, skel[..., :3], weights,
                                                self.velocity_weight)
+    if self.bone_head is not None:
+      target, known = losses.bone_lengths(skel[..., :3], counted, jnp.array(self.parents))
+      bone = losses.weighted_mean(jnp.abs(self.bone_length_head(tokens) - target), known)
+      loss = loss + self.bone_weight * bone
+      metrics.update(loss=loss, bone=bone)
     metrics["hidden_fraction"] = losses.hidden_fraction(hidden, counted)
     return loss, metrics
 
@@ -252,7 +271,7 @@ class GaitMAE(nnx.Module):
                   ) -> dict[str, jax.Array]:
     """Evaluation-mode reconstruction for figures: target and reconstruction
     f32[B, T, J, 3], hidden bool[B, T, J]."""
-    skel, _, hidden, pred = self._masked_forward(batch, rng, train=False)
+    skel, _, hidden, _, pred = self._masked_forward(batch, rng, train=False)
     return {"target": skel[..., :3], "reconstruction": pred, "hidden": hidden}
 
   def features(self, skeleton: jax.Array, *, layer: int = -1,

@@ -102,6 +102,28 @@ def reconstruction_loss(pred: jax.Array, target: jax.Array, weights: jax.Array,
   return loss, {"loss": loss, "position": position, "velocity": velocity}
 
 
+def bone_lengths(skeleton: jax.Array, counted: jax.Array, parents: jax.Array
+                 ) -> tuple[jax.Array, jax.Array]:
+  """Each joint's bone (joint to parent) length, averaged over the frames where both
+  ends count.
+
+  Args:
+    skeleton: f32[B, T, J, 3]; counted: f32[B, T, J] (`clean_inputs`);
+    parents: int[J], the parent's index in the same joint axis, -1 for none.
+
+  Returns:
+    lengths f32[B, J] (0 where undefined) and weights f32[B, J]: 1 where the bone
+    has a parent and at least one frame with both ends counted.
+  """
+  has_parent = parents >= 0
+  parent = jnp.where(has_parent, parents, 0)
+  both = counted * counted[:, :, parent] * has_parent.astype(jnp.float32)
+  length = _safe_norm(skeleton - skeleton[:, :, parent])
+  frames = jnp.sum(both, axis=1)
+  total = jnp.sum(jnp.where(both > 0, length * both, 0.0), axis=1)
+  return total / jnp.maximum(frames, 1.0), (frames > 0).astype(jnp.float32)
+
+
 def hidden_fraction(hidden: jax.Array, counted: jax.Array) -> jax.Array:
   """Fraction of counted joint-frames that are hidden. hidden: bool[B, T, J]."""
   return weighted_mean(hidden.astype(jnp.float32), counted)

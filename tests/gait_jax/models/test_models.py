@@ -14,6 +14,7 @@ from jax.sharding import PartitionSpec as P
 
 from gait_jax import models
 from gait_jax import skeleton
+from gait_jax.models import losses
 from gait_jax.models import masking
 
 # Tiny test graphs compile several times faster without XLA's backend
@@ -320,6 +321,37 @@ def test_mamp_encoder_sees_only_visible_tokens():
   assert ref.shape == (B, keep.shape[1], cfg.width)
   np.testing.assert_allclose(same, ref, atol=1e-6)
   assert not np.allclose(diff, ref, atol=1e-5)
+
+
+def test_bone_length_term_reads_each_joints_mean_token():
+  """cfg.loss.bone_weight: the loss adds bone_weight × the L1 error of a linear head on
+  each joint's time-mean token against its bone's mean length (joint to the nearest
+  ancestor in the set, frames where both ends count)."""
+  joints = ("PELVIS", "HIP_LEFT", "KNEE_LEFT", "ANKLE_LEFT", "HEAD")
+  np.testing.assert_array_equal(skeleton.parents_within(joints), [-1, 0, 1, 2, 0])
+  xyz = jnp.zeros((1, 3, 5, 3)).at[:, :, 2, 1].set(-0.5).at[:, :, 3, 1].set(-0.9)
+  xyz = xyz.at[:, :, 4, 1].set(0.6).at[0, 1, 3, 1].set(-5.0)  # frame 1: a wild ankle
+  counted = jnp.ones((1, 3, 5)).at[0, 1, 3].set(0.0)           # ... that does not count
+  lengths, known = losses.bone_lengths(xyz, counted, jnp.array([-1, 0, 1, 2, 0]))
+  np.testing.assert_allclose(lengths, [[0.0, 0.0, 0.5, 0.4, 0.6]], atol=1e-6)
+  np.testing.assert_array_equal(known, [[0, 1, 1, 1, 1]])
+
+  plain = _build(_config("smoke"))
+  cfg = _config("smoke")
+  cfg.loss.bone_weight = 2.0
+  model = _build(cfg)
+  assert plain.bone_head is None and model.bone_head.kernel.shape == (cfg.width, 1)
+  batch, rng = _batch(), jax.random.key(0)
+  loss, metrics = _jit(lambda: model.loss(batch, rng, train=False))()
+  skel, counted = losses.clean_inputs(batch)
+  hidden = masking.make_mask(jax.random.split(rng, 3)[0], B, T, model.joint_regions,
+                             model.mask_spec)
+  tokens = model._stream(masking.apply_mask(skel, hidden))  # pylint: disable=protected-access
+  target, known = losses.bone_lengths(skel[..., :3], counted, jnp.array(model.parents))
+  bone = jnp.sum(jnp.abs(model.bone_length_head(tokens) - target) * known) / known.sum()
+  np.testing.assert_allclose(metrics["bone"], bone, rtol=1e-5)
+  np.testing.assert_allclose(loss, metrics["position"] + 0.1 * metrics["velocity"]
+                             + 2.0 * bone, rtol=1e-5)
 
 
 def test_published_input_sinks_and_pre_logits():
