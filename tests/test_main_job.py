@@ -105,7 +105,8 @@ def test_training_time_ablation_from_a_region_sweep(run, tmp_path):
             f"--config.checkpoint_dir={work / 'pretrain_smoke'}",
             f"--config.data.shards={work / 'shards'}", "--config.data.max_clips_per_group=1",
             f"--config.phenotypes={work / 'cohort' / 'phenotypes.parquet'}",
-            f"--config.dictionary={work / 'cohort' / 'dictionary.csv'}"]
+            f"--config.dictionary={work / 'cohort' / 'dictionary.csv'}",
+            "--config.probe.binary_model=ridge"]  # as the pipeline runs it
   bad = _main(*common, "--config.trained=hands=/nowhere")
   assert bad.returncode == 2 and "region 'hands' is not one of" in bad.stderr
   assert len(bad.stderr.strip().splitlines()) == 1

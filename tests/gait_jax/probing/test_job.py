@@ -70,6 +70,7 @@ def test_probe_job_end_to_end_with_bad_inputs(tmp_path, capsys):
   config = probe_experiment.get_config("smoke")
   config.embeddings, config.phenotypes, config.dictionary = emb, ph, dic
   config.covariates = "age,sex,bmi"
+  config.null_targets = 8  # each kind still calibrated; the logistic's cost is per target
   job.run(config, str(tmp_path / "w"))
 
   targets = pd.read_parquet(tmp_path / "w" / "results" / "targets.parquet")

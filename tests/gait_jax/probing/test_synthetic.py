@@ -24,7 +24,8 @@ def probed(tmp_path_factory):
   run("--config", "experiments/probe.py:smoke", "--workdir", str(root / "probe"),
       f"--config.embeddings={root / 'features' / 'features.parquet'}",
       f"--config.phenotypes={root / 'cohort' / 'phenotypes.parquet'}",
-      f"--config.dictionary={root / 'cohort' / 'dictionary.csv'}", "--config.n_seeds=3")
+      f"--config.dictionary={root / 'cohort' / 'dictionary.csv'}", "--config.n_seeds=3",
+      "--config.binary_model=ridge")  # as the pipeline runs it
   return root
 
 

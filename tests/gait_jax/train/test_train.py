@@ -68,7 +68,6 @@ def test_same_loss_on_every_mesh_and_fsdp_shards_parameters(tiny_shards):
   results = {}
   for axes in [(("data", 1), ("fsdp", 1), ("tensor", 1)),
                (("data", 8), ("fsdp", 1), ("tensor", 1)),
-               (("data", 4), ("fsdp", 2), ("tensor", 1)),
                (("data", 2), ("fsdp", 2), ("tensor", 2))]:
     loss, gnorm, state, shardings = _one_step(config, axes, batch)
     results[axes] = (loss, gnorm)
@@ -83,7 +82,7 @@ def test_same_loss_on_every_mesh_and_fsdp_shards_parameters(tiny_shards):
         assert p.addressable_shards[0].data.size < p.size
       mu = jax.tree.leaves(state["opt_state"])
       assert any("fsdp" in str(getattr(m, "sharding", None) and m.sharding.spec) for m in mu)
-  assert len(results) == 4
+  assert len(results) == 3
   losses = np.array([v[0] for v in results.values()])
   gnorms = np.array([v[1] for v in results.values()])
   np.testing.assert_allclose(losses, losses[0], rtol=1e-5)
