@@ -63,6 +63,11 @@ def _gaitmae(depth: int, width: int, heads: int, mlp_ratio: float) -> ml_collect
   # A fifth input channel flagging hidden joint-frames (besides zeroing them).
   # Published: no (x, y, z, confidence only).
   c.mask_channel = True
+  # One more input channel: the length of each joint's bone to its parent in that
+  # frame (metres; 0 where either end is hidden or unobserved, and for the root),
+  # computed by the model from its input. Label-free geometry the tokens are
+  # otherwise left to work out (a distance is not linear in the pose). Published: no.
+  c.bone_channel = False
   # Width of the tanh pre-logits projection before the reconstruction head (the
   # published 32); 0 = the head reads the stream directly.
   c.pre_logits = 0

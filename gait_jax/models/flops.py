@@ -33,7 +33,7 @@ def forward_flops(cfg: ml_collections.ConfigDict, num_joints: int, num_frames: i
     n = (num_frames + sinks) * num_joints  # the sink frames go through every layer
     layer = (2 * _block(n, num_joints, d, r) + 2 * _block(n, num_frames + sinks, d, r)
              + 2 * n * 2 * d * 2)  # the fusion weights
-    channels = 5 if cfg.mask_channel else 4
+    channels = 4 + bool(cfg.mask_channel) + bool(cfg.bone_channel)
     p_dim = int(cfg.pre_logits)
     head = 2 * out * (d * p_dim + p_dim * 3) if p_dim else 2 * out * d * 3
     return float(2 * out * channels * d + int(cfg.depth) * layer + head)

@@ -121,6 +121,8 @@ class GaitMAE(nnx.Module):
     width = int(cfg.width)
     self.joints = tuple(joints)
     self.joint_regions = tuple(int(r) for r in masking.region_ids(self.joints))
+    # Each joint's parent in `joints` (its nearest ancestor there; -1: none).
+    self.parents = tuple(int(p) for p in skeleton_lib.parents_within(self.joints))
     self.num_frames = int(num_frames)
     self.dtype = dtype
     self.remat = bool(cfg.remat)
@@ -133,7 +135,10 @@ class GaitMAE(nnx.Module):
     if cfg.embedding not in EMBEDDINGS:
       raise ValueError(f"embedding={cfg.embedding!r}; expected one of {EMBEDDINGS}")
     self.embedding = str(cfg.embedding)
-    self.in_channels = 5 if cfg.mask_channel else 4  # x, y, z, confidence[, mask]
+    # x, y, z, confidence[, mask][, bone length]
+    self.mask_channel = bool(cfg.mask_channel)
+    self.bone_channel = bool(cfg.bone_channel)
+    self.in_channels = 4 + self.mask_channel + self.bone_channel
     self.num_sinks = int(cfg.num_sinks)
     num_joints = len(self.joints)
 
@@ -173,7 +178,6 @@ class GaitMAE(nnx.Module):
                              rngs=rngs)
     # The body-size head (cfg.loss.bone_weight): a joint's time-mean token → the
     # length of its bone to the parent joint (the nearest ancestor in the joint set).
-    self.parents = tuple(int(p) for p in skeleton_lib.parents_within(self.joints))
     self.bone_head = (layers.dense(width, 1, ("embed", None), dtype=jnp.float32, rngs=rngs)
                       if self.bone_weight else None)
 
@@ -184,7 +188,10 @@ class GaitMAE(nnx.Module):
     first)."""
     b, t, j = x.shape[:3]
     dtype = self.dtype
-    x = x[..., :self.in_channels].astype(dtype)
+    channels = [x[..., :4 + self.mask_channel]]
+    if self.bone_channel:
+      channels.append(self._bone_lengths(x)[..., None])
+    x = jnp.concatenate(channels, axis=-1).astype(dtype)
     kernel = self.embed_kernel[...].astype(dtype)
     if self.embedding == "shared":
       h = jnp.einsum("btjc,cd->btjd", x, kernel)
@@ -201,6 +208,13 @@ class GaitMAE(nnx.Module):
       h = jnp.concatenate([jnp.broadcast_to(sinks, (b, self.num_sinks, j, h.shape[-1])), h],
                           axis=1)
     return layers.constrain(h, STREAM)
+
+  def _bone_lengths(self, x: jax.Array) -> jax.Array:
+    """x: f32[B, T, J, 5] model input → f32[B, T, J]: each joint's distance to its
+    parent in the frame where both are seen (not hidden, not all-zero), else 0."""
+    seen = (jnp.any(x[..., :4] != 0, axis=-1) & (x[..., 4] == 0)).astype(jnp.float32)
+    lengths, both = losses.frame_bone_lengths(x[..., :3], seen, jnp.array(self.parents))
+    return lengths * both
 
   def _stream(self, x: jax.Array, *, layer: int = -1,
               rng: jax.Array | None = None) -> jax.Array:

@@ -102,23 +102,33 @@ def reconstruction_loss(pred: jax.Array, target: jax.Array, weights: jax.Array,
   return loss, {"loss": loss, "position": position, "velocity": velocity}
 
 
-def bone_lengths(skeleton: jax.Array, counted: jax.Array, parents: jax.Array
-                 ) -> tuple[jax.Array, jax.Array]:
-  """Each joint's bone (joint to parent) length, averaged over the frames where both
-  ends count.
+def frame_bone_lengths(skeleton: jax.Array, counted: jax.Array, parents: jax.Array
+                       ) -> tuple[jax.Array, jax.Array]:
+  """Each joint's bone (joint to parent) length in every frame.
 
   Args:
     skeleton: f32[B, T, J, 3]; counted: f32[B, T, J] (`clean_inputs`);
     parents: int[J], the parent's index in the same joint axis, -1 for none.
 
   Returns:
-    lengths f32[B, J] (0 where undefined) and weights f32[B, J]: 1 where the bone
-    has a parent and at least one frame with both ends counted.
+    lengths f32[B, T, J] and both f32[B, T, J]: 1 where the joint has a parent and
+    both ends count in that frame (lengths elsewhere are not meaningful).
   """
   has_parent = parents >= 0
   parent = jnp.where(has_parent, parents, 0)
   both = counted * counted[:, :, parent] * has_parent.astype(jnp.float32)
-  length = _safe_norm(skeleton - skeleton[:, :, parent])
+  return _safe_norm(skeleton - skeleton[:, :, parent]), both
+
+
+def bone_lengths(skeleton: jax.Array, counted: jax.Array, parents: jax.Array
+                 ) -> tuple[jax.Array, jax.Array]:
+  """`frame_bone_lengths` averaged over the frames where both ends count.
+
+  Returns:
+    lengths f32[B, J] (0 where undefined) and weights f32[B, J]: 1 where the bone
+    has a parent and at least one frame with both ends counted.
+  """
+  length, both = frame_bone_lengths(skeleton, counted, parents)
   frames = jnp.sum(both, axis=1)
   total = jnp.sum(jnp.where(both > 0, length * both, 0.0), axis=1)
   return total / jnp.maximum(frames, 1.0), (frames > 0).astype(jnp.float32)

@@ -354,6 +354,31 @@ def test_bone_length_term_reads_each_joints_mean_token():
                              + 2.0 * bone, rtol=1e-5)
 
 
+def test_bone_channel_is_each_seen_joints_distance_to_its_parent():
+  """cfg.bone_channel: one more input channel, the joint's distance to its parent in
+  the frame, 0 where either end is hidden or unobserved (and for the root)."""
+  model = _build(_config("smoke", bone_channel=True))
+  assert model.embed_kernel.shape == (J, 6, model.joint_embed.shape[1])
+  skel = np.asarray(_batch()["skeleton"])  # joint 5 unobserved in frames 3-5 of clip 0
+  hidden = np.zeros((B, T, J), bool)
+  hidden[1, 2, 0] = True  # the root, parent of joints 1 and 18, hidden in one frame
+  x = masking.apply_mask(jnp.asarray(skel), jnp.asarray(hidden))
+  got = np.asarray(_jit(model._bone_lengths)(x))  # pylint: disable=protected-access
+  parents = np.asarray(model.parents)
+  want = np.linalg.norm(skel[..., :3] - skel[:, :, np.maximum(parents, 0), :3], axis=-1)
+  seen = ~hidden & (skel[..., 3] != 0)
+  want = np.where(seen & seen[:, :, np.maximum(parents, 0)] & (parents >= 0), want, 0.0)
+  # Zero somewhere: the root; joint 5 and its child; the root's three children.
+  always = want.all(axis=(0, 1))
+  assert np.flatnonzero(~always).tolist() == [0, 1, 5, 6, 12, 16]
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+  # The input projection reads it as its sixth channel.
+  inputs = jnp.concatenate([x, jnp.asarray(want, jnp.float32)[..., None]], axis=-1)
+  by_hand = (jnp.einsum("btjc,jcd->btjd", inputs, model.embed_kernel[...])
+             + model.joint_embed[...])
+  np.testing.assert_allclose(_jit(model._embed)(x), by_hand, rtol=1e-5, atol=1e-6)  # pylint: disable=protected-access
+
+
 def test_published_input_sinks_and_pre_logits():
   """The published variant: 4 input channels through one shared projection (the mask
   flag is not read), 2 sink frames that the layers see but the output does not, a
@@ -490,6 +515,8 @@ def test_model_flops_match_xla_cost_analysis(preset, published):
   cfg = _config(preset, attention_block=0, depth=1)
   if published:  # sink frames, shared 4-channel input, pre-logits
     cfg.update(num_sinks=2, embedding="shared", mask_channel=False, pre_logits=8)
+  elif preset == "smoke":
+    cfg.bone_channel = True
   if preset == "mamp_smoke":
     cfg.decoder_depth = 1
   model = _build(cfg)
