@@ -9,7 +9,10 @@ tanh pre-logits projection and a linear head reconstruct every token's xyz from
 inputs whose hidden joint-frames are zeroed (and, with cfg.mask_channel, flagged;
 see `masking`). Optional sink frames (cfg.num_sinks): learned frames prepended in
 time that every layer processes with the rest, outside the rotary positions, and
-that are dropped before the final LayerNorm.
+that are dropped before the final LayerNorm. Two optional body-size aids (off in
+every variant; README, "Body size"): cfg.bone_channel adds each joint's distance to
+its parent in the frame as an input channel, and cfg.loss.bone_weight adds a term
+in which each joint's time-mean last-layer token predicts its bone's length.
 
 Shapes: B examples, T frames, J joints, D = cfg.width; the residual stream stays
 [B, T, J, D] and is sharding-constrained as ("batch", "frames", "joints",
