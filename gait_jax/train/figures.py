@@ -16,15 +16,7 @@ from gait_jax import skeleton  # noqa: E402
 
 def bones(joints: Sequence[str]) -> list[tuple[int, int]]:
   """(child, parent) index pairs within a joint subset, skipping absent parents."""
-  index = {name: i for i, name in enumerate(joints)}
-  out = []
-  for name in joints:
-    parent = skeleton.PARENTS[skeleton.JOINT_INDEX[name]]
-    while parent >= 0 and skeleton.JOINTS[parent] not in index:
-      parent = skeleton.PARENTS[parent]
-    if parent >= 0:
-      out.append((index[name], index[skeleton.JOINTS[parent]]))
-  return out
+  return [(i, int(p)) for i, p in enumerate(skeleton.parents_within(joints)) if p >= 0]
 
 
 def draw_pose(ax, xy: np.ndarray, pairs: Sequence[tuple[int, int]], hidden: np.ndarray,
