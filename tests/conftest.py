@@ -8,6 +8,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ["WANDB_MODE"] = "disabled"
 
 import pathlib  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -44,3 +46,16 @@ def tiny_shards(tmp_path_factory) -> pathlib.Path:
   root = build_cohort(tmp_path_factory.mktemp("tiny"), participants=8, seconds=4.0,
                       clip_frames=60, clip_stride=30)
   return root / "shards"
+
+
+@pytest.fixture(scope="session")
+def pretrained(tiny_shards, tmp_path_factory) -> pathlib.Path:
+  """A smoke GaitMAE pretrained for 2 steps on every participant of the tiny cohort."""
+  workdir = tmp_path_factory.mktemp("pretrain")
+  subprocess.run(
+      [sys.executable, "-m", "gait_jax.main",
+       "--config", "experiments/pretrain_gaitmae.py:smoke", "--workdir", str(workdir),
+       f"--config.data.shards={tiny_shards}", "--config.total_steps=2",
+       "--config.checkpoint_every=2", "--config.data.split=all"],
+      check=True, capture_output=True, text=True, cwd=REPO)
+  return workdir

@@ -214,19 +214,6 @@ def test_exclusion_counts_are_per_reason_never_per_participant():
                                                                   "groups"]
 
 
-@pytest.fixture(scope="module")
-def pretrained(tiny_shards, tmp_path_factory):
-  """A smoke GaitMAE pretrained for 2 steps on the tiny cohort."""
-  workdir = tmp_path_factory.mktemp("pretrain")
-  subprocess.run(
-      [sys.executable, "-m", "gait_jax.main",
-       "--config", "experiments/pretrain_gaitmae.py:smoke", "--workdir", str(workdir),
-       f"--config.data.shards={tiny_shards}", "--config.total_steps=2",
-       "--config.checkpoint_every=2", "--config.data.split=all"],
-      check=True, capture_output=True, text=True)
-  return workdir
-
-
 def test_embed_job_end_to_end_with_ablations(tiny_shards, pretrained, tmp_path):
   out = tmp_path / "embed"
   proc = subprocess.run(
