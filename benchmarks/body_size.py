@@ -8,12 +8,13 @@ Each step is the project's own command, and a step whose output is there is reus
   1. a synthetic cohort of --participants people (`data_tools.synth`, seed 0, 30 s per
      task; its first people are the demo cohort's, the same seed), prepared into
      300-frame clips (`data_tools.prepare`);
-  2. the engineered features (`experiments/features.py`), and from them the segment
-     lengths alone (`anthropometry.BODY_FEATURES`: thigh, shank, leg, trunk, upper
-     arm, forearm, shoulder and hip width, medians over frames, each task);
-  3. every encoder's frozen embedding (`experiments/embed.py`), pooled two ways: the
-     published pooling (regions, mean and 99th percentile over time) and per joint
-     (`per_joint`), --clips clips per participant × task;
+  2. the engineered features (`experiments/features.py`) of the same --clips clips
+     per participant × task as the embeddings, and from them the segment lengths
+     alone (`anthropometry.BODY_FEATURES`: thigh, shank, leg, trunk, upper arm,
+     forearm, shoulder and hip width, medians over frames, each task);
+  3. every encoder's frozen embedding (`experiments/embed.py`), pooled each of
+     --poolings ways: `regions`, the published pooling (regions, mean and 99th
+     percentile over time), and `joints`, per joint (`per_joint`, mean over time);
   4. one probe (`experiments/probe.py:paper`, --seeds seeds, no covariates) of every
      feature set on the same folds, of the people none of the encoders trained on
      (`--config.held_out_of`; the encoders must have trained on the same people),
@@ -23,7 +24,7 @@ Prints r per feature set and target (as the probe reports it: out-of-fold predic
 over the seeds), and each set's paired tests against the segment lengths, both ways
 round: Δr, the set's r less theirs, and two BH-adjusted one-sided q of the paired
 test on per-person out-of-fold losses: q− that the set predicts worse, q+ that it
-predicts better. The probe's own tables are in WORK/probe/results.
+predicts better. The probe's own tables are in WORK/probe_clips<N>/results.
 
 Why a larger cohort than the demo's: with 60 people, the probe's penalty for width
 decides the comparison (40 columns of segment lengths against 3,840 or 8,320 of an
@@ -123,7 +124,9 @@ def main() -> None:
   parser.add_argument("--participants", type=int, default=300)
   parser.add_argument("--work", default="runs/body_size")
   parser.add_argument("--clips", type=int, default=1,
-                      help="clips per participant × task embedded")
+                      help="clips per participant × task, for every set (0: all)")
+  parser.add_argument("--poolings", default="regions,joints",
+                      help=f"of {', '.join(POOLINGS)}")
   parser.add_argument("--seeds", type=int, default=5)
   parser.add_argument("--targets", default="height,leg_length,bmi,visceral_fat,age")
   parser.add_argument("--smoke", action="store_true",
@@ -131,6 +134,8 @@ def main() -> None:
   args = parser.parse_args()
   encoders = _encoders(args.encoder)
   targets = args.targets.split(",")
+  if not set(args.poolings.split(",")) <= set(POOLINGS):
+    sys.exit(f"body_size: --poolings {args.poolings!r}: expected some of {list(POOLINGS)}")
   work = pathlib.Path(args.work).resolve()
   logs = work / "logs"
   logs.mkdir(parents=True, exist_ok=True)
@@ -147,17 +152,21 @@ def main() -> None:
     _run([sys.executable, "-m", "data_tools.prepare", "--input", str(cohort / "recordings"),
           "--format", "npz", "--out", str(shards), "--clip-frames", str(clip),
           "--clip-stride", str(stride)], logs / "prepare.log")
-  features = work / "features" / "features.parquet"
+  # Every set reads the same clips of each participant × task.
+  clips = f"clips{args.clips}" if args.clips else "clipsall"
+  features = work / f"features_{clips}" / "features.parquet"
   if not features.exists():
-    _run(_main_job(f"experiments/features.py{variant or ':default'}", work / "features",
-                   f"--config.data.shards={shards}"), logs / "features.log")
-  segments = work / "segments.parquet"
+    _run(_main_job(f"experiments/features.py{variant or ':default'}", features.parent,
+                   f"--config.data.shards={shards}",
+                   f"--config.data.max_clips_per_group={args.clips}"), logs / "features.log")
+  segments = work / f"segments_{clips}.parquet"
   _segments(features, segments)
 
   inputs = [f"engineered={features}"]
   for name, path in encoders.items():
-    for pooling, embed_variant in POOLINGS.items():
-      out = work / f"embed_{name}_{pooling}"
+    for pooling in args.poolings.split(","):
+      embed_variant = POOLINGS[pooling]
+      out = work / f"embed_{name}_{pooling}_{clips}"
       if not (out / "embeddings.parquet").exists():
         overrides = [f"--config.checkpoint_dir={path}", f"--config.data.shards={shards}",
                      f"--config.data.max_clips_per_group={args.clips}"]
@@ -172,7 +181,7 @@ def main() -> None:
   if missing:
     sys.exit(f"body_size: targets {missing} are not in {cohort / 'dictionary.csv'}")
   dictionary[dictionary["target"].isin(targets)].to_csv(work / "dictionary.csv", index=False)
-  probe = work / "probe"
+  probe = work / f"probe_{clips}"
   names = [spec.partition("=")[0] for spec in inputs]
   pairs = ",".join(f"{a}:{b}" for n in names
                    for a, b in (("segment_lengths", n), (n, "segment_lengths")))

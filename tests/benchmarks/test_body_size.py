@@ -26,16 +26,16 @@ def test_body_size_probes_held_out_people_against_segment_lengths(pretrained, tm
       cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
-  segments, columns = schema.read_table(work / "segments.parquet")
+  segments, columns = schema.read_table(work / "segments_clips1.parquet")
   assert columns == list(anthropometry.BODY_FEATURES)
   assert len(segments) == 20 * 5  # every participant × task of the cohort
 
   # The tiny cohort's 8 people (the same seed, so the same first 8) trained the
   # encoder: the probe reports them and scores the other 12.
-  report = pd.read_csv(work / "probe" / "probe_report.csv")
+  report = pd.read_csv(work / "probe_clips1" / "probe_report.csv")
   trained = report[report["reason"].str.contains("trained on by the encoder", na=False)]
   assert sorted(trained["name"]) == [f"P{i:05d}" for i in range(1, 9)]
-  results = work / "probe" / "results"
+  results = work / "probe_clips1" / "results"
   scores = pd.read_csv(results / "targets.csv")
   assert set(scores["features"]) == {"segment_lengths", "engineered", "enc_regions",
                                      "enc_joints"}
