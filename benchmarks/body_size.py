@@ -35,6 +35,7 @@ demo's pretraining run (or one trained like it).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import subprocess
@@ -73,6 +74,18 @@ def _segments(features: pathlib.Path, out: pathlib.Path) -> None:
     sys.exit(f"body_size: {features} has none of {anthropometry.BODY_FEATURES}")
   meta = [c for c in schema.META_COLUMNS if c in frame.columns]
   schema.write_table(frame, body, out, meta=meta)
+
+
+def _embedded(out: pathlib.Path, encoder: pathlib.Path) -> bool:
+  """Whether `out` holds an embed run of `encoder` (reused); exits naming both when
+  it holds another encoder's."""
+  if not (out / "embeddings.parquet").exists():
+    return False
+  made_by = json.loads((out / "embed_config.json").read_text())["checkpoint_dir"]
+  if pathlib.Path(made_by).resolve() != encoder:
+    sys.exit(f"body_size: {out} embeds {made_by}, not {encoder}: rename the encoder "
+             "or remove that directory")
+  return True
 
 
 def _encoders(specs: list[str]) -> dict[str, pathlib.Path]:
@@ -148,6 +161,10 @@ def main() -> None:
     _run([sys.executable, "-m", "data_tools.synth", "--out", str(cohort),
           "--participants", str(args.participants), "--seed", "0",
           "--seconds", str(seconds), "--targets", "100"], logs / "synth.log")
+  people = len(pd.read_parquet(cohort / "phenotypes.parquet"))
+  if people != args.participants:
+    sys.exit(f"body_size: {cohort} holds {people} participants, not --participants "
+             f"{args.participants}; choose another --work")
   if not (shards / "manifest.parquet").exists():
     _run([sys.executable, "-m", "data_tools.prepare", "--input", str(cohort / "recordings"),
           "--format", "npz", "--out", str(shards), "--clip-frames", str(clip),
@@ -167,7 +184,7 @@ def main() -> None:
     for pooling in args.poolings.split(","):
       embed_variant = POOLINGS[pooling]
       out = work / f"embed_{name}_{pooling}_{clips}"
-      if not (out / "embeddings.parquet").exists():
+      if not _embedded(out, path):
         overrides = [f"--config.checkpoint_dir={path}", f"--config.data.shards={shards}",
                      f"--config.data.max_clips_per_group={args.clips}"]
         if args.smoke and pooling == "joints":

@@ -65,3 +65,25 @@ def test_body_size_refuses_encoders_trained_on_different_people(pretrained, tmp_
     body_size._encoders([f"a={pretrained}", f"b={other}"])  # pylint: disable=protected-access
   with pytest.raises(SystemExit, match="expected NAME=PRETRAIN_WORKDIR"):
     body_size._encoders([str(pretrained)])  # pylint: disable=protected-access
+
+
+def test_body_size_refuses_a_work_directory_made_for_other_inputs(pretrained, tmp_path):
+  """A cohort of another size, or an encoder name already embedded from another run,
+  is an error naming the directory, never a silent reuse."""
+  work = tmp_path / "body"
+  (work / "cohort").mkdir(parents=True)
+  pd.DataFrame({"participant_id": ["P00001", "P00002"]}).to_parquet(
+      work / "cohort" / "phenotypes.parquet")
+  cmd = [sys.executable, str(REPO / "benchmarks" / "body_size.py"), "--smoke",
+         "--encoder", f"enc={pretrained}", "--participants", "20", "--work", str(work)]
+  proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+  assert proc.returncode != 0 and "holds 2 participants, not --participants 20" in proc.stderr
+
+  embed = tmp_path / "embed_enc_joints_clips1"
+  embed.mkdir()
+  assert not body_size._embedded(embed, pretrained)  # pylint: disable=protected-access
+  (embed / "embeddings.parquet").write_bytes(b"")
+  (embed / "embed_config.json").write_text(json.dumps({"checkpoint_dir": str(pretrained)}))
+  assert body_size._embedded(embed, pretrained)  # pylint: disable=protected-access
+  with pytest.raises(SystemExit, match="embeds .*other_run"):
+    body_size._embedded(embed, tmp_path / "other_run")  # pylint: disable=protected-access
