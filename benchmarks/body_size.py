@@ -113,7 +113,7 @@ def table(results: pathlib.Path, targets: list[str],
   scores = scores[(scores["subset"] == "all") & scores["target"].isin(targets)]
   order = list(dict.fromkeys(scores["features"]))
   out = scores.pivot(index="features", columns="target", values="r").loc[order, targets]
-  out = out.round(3)
+  out = out.round(4)  # r near 1: the third place does not tell sets apart
   paired = pd.read_csv(results / "comparisons.csv")
   paired = paired[paired["subset"] == "all"].set_index(["a", "b", "target"])
   for t in targets:
