@@ -192,7 +192,13 @@ PLUS_CHANGES = (
 
 
 def plus_recipe(c: ml_collections.ConfigDict) -> None:
-  """The published recipe with PLUS_CHANGES applied."""
+  """The published recipe with PLUS_CHANGES applied (dotted paths of any depth; a
+  path the config lacks is an error, never a new field)."""
   for field, value, _ in PLUS_CHANGES:
-    section, name = field.split(".")
-    c[section][name] = value
+    *parents, name = field.split(".")
+    node = c
+    for part in parents:
+      node = node[part]
+    if name not in node:
+      raise KeyError(f"PLUS_CHANGES: the config has no field {field!r}")
+    node[name] = value

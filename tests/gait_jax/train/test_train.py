@@ -169,19 +169,13 @@ def test_paper_is_the_published_recipe_setting_for_setting():
       "model.loss.hidden_only": False, "data.joints": "default26",
   }
   def get(path):
-    node = c
-    for part in path.split("."):
-      node = node[part]
-    return node
+    return _get(c, path)
   assert {k: get(k) for k in published} == published
   assert c.data.crop_frames + c.model.num_sinks == 900
   plus = _load_config(GAITMAE, "paper_plus")
   from gait_jax.train import config as train_config  # pylint: disable=import-outside-toplevel
   for field, value, why in train_config.PLUS_CHANGES:
-    node = plus
-    for part in field.split("."):
-      node = node[part]
-    assert node == value != get(field) and len(why) > 20, field
+    assert _get(plus, field) == value != get(field) and len(why) > 20, field
   # Everything else is the same.
   changed = {f for f, _, _ in train_config.PLUS_CHANGES}
   assert all(get(k) == _get(plus, k) for k in published if k not in changed)
@@ -191,6 +185,20 @@ def _get(c, path):
   for part in path.split("."):
     c = c[part]
   return c
+
+
+def test_plus_recipe_sets_nested_fields_and_refuses_unknown_ones(monkeypatch):
+  from gait_jax.train import config as train_config  # pylint: disable=import-outside-toplevel
+  c = _load_config(GAITMAE, "paper")
+  monkeypatch.setattr(train_config, "PLUS_CHANGES",
+                      (("model.masking.noise_std", 0.02, "three parts deep"),))
+  train_config.plus_recipe(c)
+  assert c.model.masking.noise_std == 0.02
+  monkeypatch.setattr(train_config, "PLUS_CHANGES",
+                      (("model.masking.noise_sd", 0.02, "a misspelt field"),))
+  with pytest.raises(KeyError, match="model.masking.noise_sd"):
+    train_config.plus_recipe(c)
+  assert "noise_sd" not in c.model.masking
 
 
 def test_published_schedule_is_constant_then_cosine_and_epochs_set_the_steps(tiny_shards):
