@@ -168,17 +168,15 @@ def test_paper_is_the_published_recipe_setting_for_setting():
       "model.masking.noise_std": 0.05, "model.loss.velocity_weight": 0.1,
       "model.loss.hidden_only": False, "data.joints": "default26",
   }
-  def get(path):
-    return _get(c, path)
-  assert {k: get(k) for k in published} == published
+  assert {k: _get(c, k) for k in published} == published
   assert c.data.crop_frames + c.model.num_sinks == 900
   plus = _load_config(GAITMAE, "paper_plus")
   from gait_jax.train import config as train_config  # pylint: disable=import-outside-toplevel
   for field, value, why in train_config.PLUS_CHANGES:
-    assert _get(plus, field) == value != get(field) and len(why) > 20, field
+    assert _get(plus, field) == value != _get(c, field) and len(why) > 20, field
   # Everything else is the same.
   changed = {f for f, _, _ in train_config.PLUS_CHANGES}
-  assert all(get(k) == _get(plus, k) for k in published if k not in changed)
+  assert all(_get(c, k) == _get(plus, k) for k in published if k not in changed)
 
 
 def _get(c, path):
