@@ -26,6 +26,11 @@ round: Δr, the set's r less theirs, and two BH-adjusted one-sided q of the pair
 test on per-person out-of-fold losses: q− that the set predicts worse, q+ that it
 predicts better. The probe's own tables are in WORK/probe_clips<N>/results.
 
+`--require SET` (repeatable; SET as the table names it, e.g. `bone_joints`) makes it a
+check, the issue's bar: exit 1, naming each miss, unless every such set is at least as
+informative as the segment lengths about every target, i.e. not significantly worse
+(q− ≥ --alpha). The slow test `tests/benchmarks/test_body_size.py` runs it so.
+
 Why a larger cohort than the demo's: with 60 people, the probe's penalty for width
 decides the comparison (40 columns of segment lengths against 3,840 or 8,320 of an
 embedding; README, "Body size"). The encoders are still the demo's budget: pass the
@@ -130,6 +135,26 @@ def table(results: pathlib.Path, targets: list[str],
   return out
 
 
+def shortfalls(results: pathlib.Path, sets: list[str], targets: list[str],
+               alpha: float = 0.05, reference: str = "segment_lengths") -> list[str]:
+  """Where a feature set predicts a target significantly worse than the reference
+  (the one-sided paired test, BH-adjusted: q− < alpha), one line each; empty when
+  every set is at least as informative about every target."""
+  paired = pd.read_csv(results / "comparisons.csv")
+  paired = paired[paired["subset"] == "all"].set_index(["a", "b", "target"])
+  missing = [(s, t) for s in sets for t in targets if (reference, s, t) not in paired.index]
+  if missing:
+    raise KeyError(f"{results / 'comparisons.csv'} lacks the paired test of {missing}")
+  out = []
+  for s in sets:
+    for t in targets:
+      row = paired.loc[(reference, s, t)]
+      if row["q"] < alpha:
+        out.append(f"{s} predicts {t} worse than the {reference}: r {row['score_b']:.5f} "
+                   f"against {row['score_a']:.5f}, q {row['q']:.2g} < {alpha}")
+  return out
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--encoder", action="append", required=True,
@@ -142,6 +167,10 @@ def main() -> None:
                       help=f"of {', '.join(POOLINGS)}")
   parser.add_argument("--seeds", type=int, default=5)
   parser.add_argument("--targets", default="height,leg_length,bmi,visceral_fat,age")
+  parser.add_argument("--require", action="append", default=[], metavar="SET",
+                      help="exit 1 unless SET (e.g. bone_joints) is not significantly "
+                           "worse than the segment lengths on any target (repeatable)")
+  parser.add_argument("--alpha", type=float, default=0.05)
   parser.add_argument("--smoke", action="store_true",
                       help="tiny sizes (4 s per task, 60-frame clips, smoke jobs): tests")
   args = parser.parse_args()
@@ -149,6 +178,11 @@ def main() -> None:
   targets = args.targets.split(",")
   if not set(args.poolings.split(",")) <= set(POOLINGS):
     sys.exit(f"body_size: --poolings {args.poolings!r}: expected some of {list(POOLINGS)}")
+  sets = ["engineered"] + [f"{name}_{pooling}" for name in encoders
+                           for pooling in args.poolings.split(",")]
+  if not set(args.require) <= set(sets):
+    sys.exit(f"body_size: --require {sorted(set(args.require) - set(sets))}: not among "
+             f"the feature sets {sets}")
   work = pathlib.Path(args.work).resolve()
   logs = work / "logs"
   logs.mkdir(parents=True, exist_ok=True)
@@ -212,6 +246,14 @@ def main() -> None:
        logs / "probe.log")
   with pd.option_context("display.width", 200, "display.max_columns", 20):
     print(table(probe / "results", targets).to_string())
+  misses = shortfalls(probe / "results", args.require, targets, args.alpha)
+  for line in misses:
+    print("body_size: bar not met:", line)
+  if args.require and not misses:
+    print(f"body_size: bar met: {', '.join(args.require)} at least as informative as the "
+          f"segment lengths about {', '.join(targets)} (q− ≥ {args.alpha})")
+  if misses:
+    sys.exit(1)
 
 
 if __name__ == "__main__":
