@@ -16,7 +16,8 @@ in which each joint's time-mean last-layer token predicts its bone's length.
 Together (λ = 10) they make the per-joint embedding match the segment lengths on
 height and leg length, but the body-region ablation then finds fewer of the regions
 the synthetic cohort plants (0 and 2 of 8 against 7 and 3 for two pretraining seeds;
-zeroing the arms costs most systems the most).
+zeroing the arms costs most systems the most: the cohort ties arm posture to BMI, and
+with the covariates regressed out of the targets the arms' lead is gone; README).
 
 Shapes: B examples, T frames, J joints, D = cfg.width; the residual stream stays
 [B, T, J, D] and is sharding-constrained as ("batch", "frames", "joints",
