@@ -110,6 +110,12 @@ def _encoders(specs: list[str]) -> dict[str, pathlib.Path]:
   return encoders
 
 
+def _paired(results: pathlib.Path) -> pd.DataFrame:
+  """A probe's paired tests of subset "all", indexed by (a, b, target)."""
+  paired = pd.read_csv(results / "comparisons.csv")
+  return paired[paired["subset"] == "all"].set_index(["a", "b", "target"])
+
+
 def table(results: pathlib.Path, targets: list[str],
           reference: str = "segment_lengths") -> pd.DataFrame:
   """r per feature set × target, and each set's paired tests against the reference
@@ -119,8 +125,7 @@ def table(results: pathlib.Path, targets: list[str],
   order = list(dict.fromkeys(scores["features"]))
   out = scores.pivot(index="features", columns="target", values="r").loc[order, targets]
   out = out.round(4)  # r near 1: the third place does not tell sets apart
-  paired = pd.read_csv(results / "comparisons.csv")
-  paired = paired[paired["subset"] == "all"].set_index(["a", "b", "target"])
+  paired = _paired(results)
   for t in targets:
     cells = []
     for name in out.index:
@@ -140,8 +145,7 @@ def shortfalls(results: pathlib.Path, sets: list[str], targets: list[str],
   """Where a feature set predicts a target significantly worse than the reference
   (the one-sided paired test, BH-adjusted: q− < alpha), one line each; empty when
   every set is at least as informative about every target."""
-  paired = pd.read_csv(results / "comparisons.csv")
-  paired = paired[paired["subset"] == "all"].set_index(["a", "b", "target"])
+  paired = _paired(results)
   missing = [(s, t) for s in sets for t in targets if (reference, s, t) not in paired.index]
   if missing:
     raise KeyError(f"{results / 'comparisons.csv'} lacks the paired test of {missing}")
